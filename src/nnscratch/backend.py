@@ -1,0 +1,325 @@
+"""The array-backend interface, and the registry that finds backends by name.
+
+A backend is an instance of a :class:`Backend` subclass. The base class is concrete: every method
+has a default written against ``self.xp``, an array module with NumPy's API (``numpy`` itself,
+``cupy``...). A backend sets ``xp`` and overrides only the methods it does faster. The model code
+in :mod:`nnscratch.model` calls nothing but these methods, so the same forward, backward and update
+math runs on every backend.
+
+Conventions for every method:
+
+* Samples are rows. ``x`` is (n, d_in); a weight matrix is (d_in, d_out); a bias is (d_out,).
+* "float" means the model's dtype, float32 or float64; inputs and outputs share it unless the
+  docstring says otherwise. No method promotes float32 to float64.
+* Arrays are the backend's own (``xp`` arrays) unless the docstring says "host": then they are
+  NumPy arrays in main memory.
+* A method that says it works in place overwrites the named argument and returns it; the caller
+  must not rely on that argument's old value afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from dataclasses import dataclass
+from importlib import import_module, metadata
+from typing import Any, Iterator
+
+from .errors import BackendUnavailableError
+
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "get_backend",
+    "available_backends",
+    "use_backend",
+    "ENV_VAR",
+]
+
+Array = Any  # an array of the backend's array module
+
+ENV_VAR = "NNSCRATCH_BACKEND"
+ENTRY_POINT_GROUP = "nnscratch.backends"
+
+
+class Backend:
+    """Array operations the model needs, with reference defaults written against ``self.xp``.
+
+    Subclasses set :attr:`name` and :attr:`xp` and may override any method. The public methods are
+    the whole interface: the agreement suite in :mod:`nnscratch.testing` checks each of them
+    against the NumPy reference, and checks that a subclass keeps their signatures.
+    """
+
+    name: str = "base"
+    xp: Any = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run here (a missing library or device), or None if it can.
+
+        Called by the registry before the backend is created; must be cheap and must not raise.
+        """
+        return None
+
+    def __repr__(self) -> str:
+        return f"<nnscratch backend {self.name!r}>"
+
+    # --- moving data ---------------------------------------------------------------------
+
+    def asarray(self, a: Any, dtype: str | None = None) -> Array:
+        """A new backend array holding a copy of the host array (or array-like) ``a``,
+        optionally cast to ``dtype``. Never shares memory with ``a``: the model updates its
+        parameters in place.
+
+        Integer pixels stay uint8 and labels stay integers unless ``dtype`` says otherwise.
+        """
+        return self.xp.array(a, dtype=dtype, copy=True)
+
+    def to_numpy(self, a: Array) -> Any:
+        """The contents of a backend array (or 0-d scalar) as a host NumPy array, once pending
+        work is done. On CPU backends it may share memory with ``a``: copy it to keep it."""
+        import numpy
+
+        return numpy.asarray(a)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Array:
+        """A new array of zeros."""
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def synchronize(self) -> None:
+        """Wait until all queued work is done (for timing). A no-op on synchronous backends."""
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def pixels_to_float(self, pixels: Array, dtype: str, rows: Array | None = None) -> Array:
+        """Scale images to floats in [0, 1]: a new (n, d) array of ``dtype``.
+
+        ``pixels`` is (N, d): uint8 values 0-255 are divided by 255; float values are taken as
+        already scaled and only cast. ``rows``, an optional (n,) integer array, gathers those rows
+        first (a shuffled mini-batch), so the gather and the scaling can be one pass.
+        """
+        if rows is not None:
+            pixels = self.xp.take(pixels, rows, axis=0)
+        scaled = pixels.astype(dtype)
+        if pixels.dtype == self.xp.uint8:
+            # Divide rather than multiply by 1/255: division is correctly rounded, so every
+            # backend that divides gets bit-identical inputs.
+            scaled /= 255
+        return scaled
+
+    def take_rows(self, a: Array, rows: Array) -> Array:
+        """A new array of the rows ``rows`` (an (n,) integer array) of ``a``."""
+        return self.xp.take(a, rows, axis=0)
+
+    # --- forward and backward ----------------------------------------------------------------
+
+    def matmul(self, a: Array, b: Array, *, transpose_a: bool = False,
+               transpose_b: bool = False) -> Array:
+        """A new matrix product ``op(a) @ op(b)``, where ``op`` transposes when asked.
+
+        Shapes: ``op(a)`` is (m, k), ``op(b)`` is (k, n), the result is (m, n). Both operands share
+        one float dtype. Transposing is free: no copy is made.
+        """
+        return self.xp.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
+
+    def bias_add(self, z: Array, bias: Array) -> Array:
+        """In place on ``z`` (n, d): add ``bias`` (d,) to every row."""
+        z += bias
+        return z
+
+    def bias_relu(self, z: Array, bias: Array) -> Array:
+        """In place on ``z`` (n, d): ``max(z + bias, 0)``, the hidden layer's activation."""
+        z += bias
+        return self.xp.maximum(z, 0, out=z)
+
+    def bias_relu_backward(self, grad: Array, activation: Array) -> Array:
+        """In place on ``grad`` (n, d): zero it where ``activation`` (the output of
+        :meth:`bias_relu`, same shape) is not positive. The result is the gradient with respect
+        to the pre-activation ``z + bias``.
+        """
+        grad *= activation > 0
+        return grad
+
+    def softmax(self, logits: Array) -> Array:
+        """A new (n, c) array of softmax probabilities of ``logits`` (n, c); rows sum to 1.
+
+        Computed from ``logits - max(logits)`` per row, so any finite logits give finite results.
+        """
+        xp = self.xp
+        probs = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        return probs
+
+    def softmax_cross_entropy(self, logits: Array, labels: Array) -> tuple[Array, Array]:
+        """Mean cross-entropy loss of ``logits`` (n, c) against integer ``labels`` (n,).
+
+        Returns ``(loss, probs)``: ``loss`` is a 0-d float array (left on the backend, so that
+        training does not wait for it), ``probs`` the (n, c) softmax. Uses log-sum-exp, so the
+        loss is finite for any finite logits. ``logits`` is overwritten (it holds the shifted
+        logits afterwards).
+        """
+        xp = self.xp
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = xp.exp(logits)
+        sums = probs.sum(axis=1, keepdims=True)
+        probs /= sums
+        correct = logits[xp.arange(len(labels)), labels]
+        loss = xp.mean(xp.log(sums[:, 0]) - correct)
+        return loss, probs
+
+    def softmax_cross_entropy_backward(self, probs: Array, labels: Array) -> Array:
+        """In place on ``probs`` (n, c): the gradient of the *mean* loss with respect to the
+        logits, ``(probs - onehot(labels)) / n``.
+        """
+        n = probs.shape[0]
+        probs[self.xp.arange(n), labels] -= 1
+        probs /= n
+        return probs
+
+    def sum_rows(self, a: Array) -> Array:
+        """A new (d,) array: the sum of the rows of ``a`` (n, d). Gives per-unit bias gradients."""
+        return a.sum(axis=0)
+
+    # --- results and updates --------------------------------------------------------------
+
+    def argmax_rows(self, a: Array) -> Array:
+        """A new (n,) integer array: the column of the largest value in each row of ``a``."""
+        return a.argmax(axis=1)
+
+    def count_correct(self, logits: Array, labels: Array) -> Array:
+        """A 0-d integer array: how many rows of ``logits`` (n, c) have their largest value at
+        the column given by ``labels`` (n,). Left on the backend, like the loss.
+        """
+        return (self.argmax_rows(logits) == labels).sum()
+
+    def sgd_update(self, param: Array, grad: Array, lr: float, *, velocity: Array | None = None,
+                   momentum: float = 0.0) -> None:
+        """In place: one step of stochastic gradient descent on ``param``.
+
+        Without ``velocity``: ``param -= lr * grad``. With it (same shape as ``param``):
+        ``velocity = momentum * velocity + grad``, then ``param -= lr * velocity`` (the form
+        PyTorch uses). ``grad`` may be overwritten.
+        """
+        if velocity is not None:
+            velocity *= momentum
+            velocity += grad
+            self.xp.multiply(velocity, lr, out=grad)
+        else:
+            grad *= lr
+        param -= grad
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+# First-party backends that live in their own distributions: imported lazily, so importing
+# nnscratch loads neither numba nor cupy, and a missing one is reported with how to install it.
+KNOWN_BACKENDS: dict[str, tuple[str, str]] = {
+    "numpy": ("nnscratch.numpy_backend:NumpyBackend", "it ships with nnscratch"),
+    "numba": ("nnscratch_numba:NumbaBackend",
+              "pip install -e backends/numba (from a checkout of nnscratch)"),
+    "cupy": ("nnscratch_cupy:CupyBackend",
+             "pip install -e 'backends/cupy[cuda12]' or '[cuda13]' (needs an NVIDIA GPU)"),
+}
+
+_instances: dict[str, Backend] = {}
+_active: contextvars.ContextVar[str | None] = contextvars.ContextVar("nnscratch_backend",
+                                                                    default=None)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the registry knows of one backend name."""
+
+    name: str
+    available: bool
+    detail: str  #: where it comes from when available, else why not and how to install it
+
+
+def _entry_points() -> dict[str, str]:
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {ep.name: ep.value for ep in eps}
+
+
+def _targets() -> dict[str, str]:
+    targets = {name: target for name, (target, _) in KNOWN_BACKENDS.items()}
+    targets.update(_entry_points())
+    targets["numpy"] = KNOWN_BACKENDS["numpy"][0]  # the reference cannot be replaced
+    return targets
+
+
+def _load_class(name: str, target: str) -> type[Backend]:
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(import_module(module_name), attr)
+    except ImportError as exc:
+        hint = KNOWN_BACKENDS.get(name, (None, "install the package that provides it"))[1]
+        raise BackendUnavailableError(
+            f"backend {name!r} is not installed ({exc.name or module_name} cannot be imported): "
+            f"{hint}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise BackendUnavailableError(
+            f"backend {name!r} points at {target}, which is not a nnscratch Backend subclass")
+    return cls
+
+
+def _create(name: str) -> Backend:
+    targets = _targets()
+    if name not in targets:
+        raise BackendUnavailableError(
+            f"unknown backend {name!r}: choose one of {', '.join(sorted(targets))}")
+    cls = _load_class(name, targets[name])
+    reason = cls.unavailable_reason()
+    if reason:
+        raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
+    return cls()
+
+
+def selected_backend_name(name: str | None = None) -> str:
+    """The name that :func:`get_backend` would use: the argument, then the innermost
+    :func:`use_backend`, then ``$NNSCRATCH_BACKEND``, then ``"numpy"``."""
+    return name or _active.get() or os.environ.get(ENV_VAR) or "numpy"
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """The backend called ``name`` (created once per process and then shared).
+
+    ``name`` may also be a :class:`Backend` instance, which is returned as it is. With no name,
+    the choice falls to :func:`use_backend`, then the ``NNSCRATCH_BACKEND`` environment
+    variable, then ``"numpy"``. Raises :class:`BackendUnavailableError` with the reason and an
+    install hint when the backend is unknown, not installed or cannot run on this machine.
+    """
+    if isinstance(name, Backend):
+        return name
+    chosen = selected_backend_name(name)
+    if chosen not in _instances:
+        _instances[chosen] = _create(chosen)
+    return _instances[chosen]
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[Backend]:
+    """Within the ``with`` block, make ``name`` the default backend (for this thread/task)."""
+    backend = get_backend(name)
+    token = _active.set(name)
+    try:
+        yield backend
+    finally:
+        _active.reset(token)
+
+
+def available_backends() -> dict[str, BackendInfo]:
+    """Every backend this installation knows of, by name, with whether it can run here.
+
+    Known first-party names (``numba``, ``cupy``) are listed even when not installed, with the
+    command that installs them. Checking loads each installed backend's module.
+    """
+    infos = {}
+    for name, target in sorted(_targets().items()):
+        try:
+            cls = _load_class(name, target)
+            reason = cls.unavailable_reason()
+        except BackendUnavailableError as exc:
+            reason = str(exc)
+        infos[name] = BackendInfo(name, reason is None, reason or f"from {target}")
+    return infos

@@ -1,0 +1,224 @@
+"""The multi-layer perceptron: forward, backward and loss, written once against the backend.
+
+Nothing here imports an array library: every array operation is a method of the backend, so the
+same lines run on NumPy, Numba or CuPy. Notation, with samples as rows (``n`` samples per batch):
+
+    A0 = X                                   (n, 784) pixels scaled to [0, 1]
+    Ak = relu(A(k-1) @ Wk + bk)              (n, Hk)  for each hidden layer k
+    logits = A(L-1) @ WL + bL                (n, 10)
+    loss = mean over rows of -log softmax(logits)[label]
+
+and the backward pass, from ``dlogits = (softmax(logits) - onehot(labels)) / n``:
+
+    dWk = A(k-1).T @ dZk,   dbk = sum of the rows of dZk
+    dZ(k-1) = (dZk @ Wk.T) * (A(k-1) > 0)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import rng as _rng
+from .backend import Backend, get_backend
+from .data import as_labels, as_pixels
+from .errors import ConfigError, ModelFileError
+
+__all__ = ["MLP", "load_model", "DTYPES", "N_INPUTS", "N_CLASSES"]
+
+DTYPES = ("float32", "float64")
+N_INPUTS = 784   # 28 x 28 pixels
+N_CLASSES = 10   # the digits 0-9
+
+
+def _layer_sizes(hidden: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(hidden)
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in sizes):
+        raise ConfigError(f"hidden layer sizes must be positive integers; got {hidden!r}")
+    return (N_INPUTS, *sizes, N_CLASSES)
+
+
+def _check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    return dtype
+
+
+class MLP:
+    """A classifier of 28x28 digits: ReLU hidden layers and a softmax output over 10 classes.
+
+    Parameters are ``W1, b1, W2, b2, ...`` with ``Wk`` of shape (fan_in, fan_out) and ``bk`` of
+    shape (fan_out,), held on ``backend`` in ``dtype``.
+
+    Every method that takes images accepts either uint8 pixels (0-255) or floats already scaled
+    to [0, 1], as (n, 784), (n, 28, 28) or one image; pixel ``p`` and float ``p / 255`` give the
+    same result. Labels are integers 0-9.
+    """
+
+    def __init__(self, hidden: Sequence[int] = (128,), *, backend: str | Backend | None = None,
+                 dtype: str = "float32", init: str = "he", seed: Any = 0) -> None:
+        """A new model with freshly drawn weights.
+
+        ``init`` is ``"he"`` (normal, scaled for ReLU), ``"xavier"`` (Glorot uniform) or
+        ``"seed"`` (uniform in [0, 0.01), the blog posts' scheme); biases start at zero.
+        ``seed`` is an int or a ``numpy.random.Generator`` to draw them from.
+        """
+        self.layer_sizes = _layer_sizes(hidden)
+        self.dtype = _check_dtype(dtype)
+        self.backend = get_backend(backend)
+        generator = seed if hasattr(seed, "bit_generator") else _rng.generators(seed)[0]
+        self.set_params(_rng.init_params(self.layer_sizes, init, generator))
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, backend: str | Backend | None = None,
+                    dtype: str | None = None) -> MLP:
+        """A model holding copies of ``params`` (host arrays named ``W1, b1, ...``)."""
+        count = len(params) // 2
+        sizes = [params[f"W{k}"].shape[1] for k in range(1, count)]
+        model = cls.__new__(cls)
+        model.layer_sizes = _layer_sizes(sizes)
+        model.dtype = _check_dtype(dtype or str(params["W1"].dtype))
+        model.backend = get_backend(backend)
+        model.set_params(params)
+        model.metadata = {}
+        return model
+
+    def __repr__(self) -> str:
+        sizes = "-".join(map(str, self.layer_sizes))
+        return f"MLP({sizes}, dtype={self.dtype}, backend={self.backend.name})"
+
+    @property
+    def n_layers(self) -> int:
+        """The number of weight layers (hidden layers + 1)."""
+        return len(self.layer_sizes) - 1
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """Replace the parameters with copies of ``params`` (host or backend arrays named
+        ``W1, b1, ...`` with this model's shapes), cast to the model's dtype."""
+        self._params = {}
+        for k, (fan_in, fan_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:]), 1):
+            for name, shape in ((f"W{k}", (fan_in, fan_out)), (f"b{k}", (fan_out,))):
+                if tuple(params[name].shape) != shape:
+                    raise ConfigError(f"parameter {name} must have shape {shape}; "
+                                      f"got {tuple(params[name].shape)}")
+                self._params[name] = self.backend.asarray(params[name], dtype=self.dtype)
+
+    def params(self) -> dict[str, Any]:
+        """Copies of the parameters as host NumPy arrays, in the order ``W1, b1, W2, ...``."""
+        return {name: self.backend.to_numpy(p).copy() for name, p in self._params.items()}
+
+    # --- the math ----------------------------------------------------------------------------
+
+    def forward(self, x: Any) -> tuple[Any, list[Any]]:
+        """Logits (n, 10) for ``x``, a backend float array (n, 784), plus the layer inputs
+        ``[A0, A1, ...]`` that :meth:`backward` needs."""
+        b, p = self.backend, self._params
+        activations = [x]
+        for k in range(1, self.n_layers):
+            x = b.bias_relu(b.matmul(x, p[f"W{k}"]), p[f"b{k}"])
+            activations.append(x)
+        logits = b.bias_add(b.matmul(x, p[f"W{self.n_layers}"]), p[f"b{self.n_layers}"])
+        return logits, activations
+
+    def backward(self, dlogits: Any, activations: list[Any]) -> dict[str, Any]:
+        """Gradients of the loss for every parameter, from the gradient with respect to the
+        logits and the activations saved by :meth:`forward`. ``dlogits`` is overwritten."""
+        b, p = self.backend, self._params
+        grads: dict[str, Any] = {}
+        dz = dlogits
+        for k in range(self.n_layers, 0, -1):
+            a_prev = activations[k - 1]
+            grads[f"W{k}"] = b.matmul(a_prev, dz, transpose_a=True)
+            grads[f"b{k}"] = b.sum_rows(dz)
+            if k > 1:
+                dz = b.bias_relu_backward(b.matmul(dz, p[f"W{k}"], transpose_b=True), a_prev)
+        return grads
+
+    def gradients(self, x: Any, labels: Any) -> tuple[Any, Any, dict[str, Any]]:
+        """One forward and backward pass on backend arrays: ``x`` float (n, 784), ``labels``
+        integer (n,). Returns the mean loss and the number of correct predictions (both 0-d
+        backend arrays, not waited for) and the gradients."""
+        b = self.backend
+        logits, activations = self.forward(x)
+        correct = b.count_correct(logits, labels)
+        loss, probs = b.softmax_cross_entropy(logits, labels)
+        grads = self.backward(b.softmax_cross_entropy_backward(probs, labels), activations)
+        return loss, correct, grads
+
+    def fit_batch(self, x: Any, labels: Any, optimizer: Any) -> tuple[Any, Any]:
+        """One training step on backend arrays (see :meth:`gradients`); returns the batch's
+        mean loss and correct count as 0-d backend arrays, measured before the update."""
+        loss, correct, grads = self.gradients(x, labels)
+        optimizer.step(self.backend, self._params, grads)
+        return loss, correct
+
+    # --- working with host arrays --------------------------------------------------------------
+
+    def _inputs(self, x: Any) -> Any:
+        return self.backend.pixels_to_float(self.backend.asarray(as_pixels(x)), self.dtype)
+
+    def _labels(self, y: Any, n: int) -> Any:
+        return self.backend.asarray(as_labels(y, n))
+
+    def predict_proba(self, x: Any) -> Any:
+        """Class probabilities, a host array (n, 10) of the model's dtype."""
+        logits, _ = self.forward(self._inputs(x))
+        return self.backend.to_numpy(self.backend.softmax(logits))
+
+    def predict(self, x: Any) -> Any:
+        """Predicted digits, a host integer array (n,)."""
+        logits, _ = self.forward(self._inputs(x))
+        return self.backend.to_numpy(self.backend.argmax_rows(logits))
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """``{"accuracy": fraction correct, "loss": mean cross-entropy, "n": count}``."""
+        inputs = self._inputs(x)
+        return self.evaluate_arrays(inputs, self._labels(y, inputs.shape[0]))
+
+    def evaluate_arrays(self, x: Any, labels: Any) -> dict[str, float]:
+        """:meth:`evaluate` for backend arrays already prepared (floats, integer labels)."""
+        b = self.backend
+        logits, _ = self.forward(x)
+        correct = b.count_correct(logits, labels)
+        loss, _ = b.softmax_cross_entropy(logits, labels)
+        n = int(labels.shape[0])
+        return {"accuracy": int(b.to_numpy(correct)) / n, "loss": float(b.to_numpy(loss)),
+                "n": n}
+
+    def loss_and_grads(self, x: Any, y: Any) -> tuple[float, dict[str, Any]]:
+        """The mean loss on ``(x, y)`` and its gradient for every parameter, as host arrays
+        keyed like :meth:`params`. Leaves the parameters unchanged."""
+        inputs = self._inputs(x)
+        loss, _, grads = self.gradients(inputs, self._labels(y, inputs.shape[0]))
+        to_host = self.backend.to_numpy
+        return float(to_host(loss)), {name: to_host(grads[name]) for name in self._params}
+
+    def save(self, path: str | os.PathLike, **metadata: Any) -> Path:
+        """Write the model to ``path`` (an ``.npz`` of the arrays plus JSON metadata; the file
+        appears whole or not at all). Extra keyword arguments are stored in the metadata."""
+        from .serialize import write_model_file
+
+        info = {**self.metadata, **metadata, "layer_sizes": list(self.layer_sizes),
+                "dtype": self.dtype, "activation": "relu", "backend": self.backend.name}
+        return write_model_file(path, self.params(), info)
+
+
+def load_model(path: str | os.PathLike, backend: str | Backend | None = None) -> MLP:
+    """Read a model file written by :meth:`MLP.save`, onto ``backend``.
+
+    The file is validated (format, shapes, dtypes, finite values) and never unpickled; any
+    problem raises :class:`~nnscratch.errors.ModelFileError` naming the file.
+    """
+    from .serialize import read_model_file
+
+    params, metadata = read_model_file(path)
+    sizes = metadata["layer_sizes"]
+    if sizes[0] != N_INPUTS or sizes[-1] != N_CLASSES:
+        raise ModelFileError(f"{path}: the model maps {sizes[0]} inputs to {sizes[-1]} classes; "
+                             f"nnscratch models map {N_INPUTS} pixels to {N_CLASSES} digits")
+    model = MLP.from_params(params, backend=backend, dtype=metadata["dtype"])
+    model.metadata = metadata
+    return model

@@ -1,0 +1,351 @@
+"""Model files: an ``.npz`` of the parameter arrays plus JSON metadata, never pickled.
+
+A model file is a zip archive of ``.npy`` members: ``W1, b1, W2, b2, ...`` (samples-as-rows, so
+``W_k`` has shape ``(sizes[k-1], sizes[k])`` and ``b_k`` has shape ``(sizes[k],)``) and
+``__metadata__``, the UTF-8 bytes of a JSON object stored as a 1-D ``uint8`` array. The writer
+and the reader run the same checks, so a file this module writes is one it will read back.
+
+Writes are atomic: the archive goes to a temporary file beside the target, is fsynced and then
+renamed over it, so a reader sees the old file or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from importlib import metadata as _dist_metadata
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import ModelFileError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "write_model_file",
+    "read_model_file",
+    "layer_sizes_from_params",
+]
+
+FORMAT = "nnscratch-mlp"
+FORMAT_VERSION = 1
+
+METADATA_KEY = "__metadata__"
+MAX_METADATA_BYTES = 1 << 20
+DTYPES = ("float32", "float64")
+ACTIVATIONS = ("relu",)
+
+# Every zip archive starts with a local file header, or with the end record when it is empty.
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+class _Invalid(Exception):
+    """A model that breaks the format; the public functions add the file name and re-raise."""
+
+
+# --- checks shared by the writer and the reader --------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, and True is not a layer size.
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_layer_sizes(sizes: Any) -> list[int]:
+    valid = isinstance(sizes, list) and len(sizes) >= 2
+    if not (valid and all(_is_int(size) and size > 0 for size in sizes)):
+        raise _Invalid(f"layer_sizes must be a list of at least 2 positive integers, got {sizes!r}")
+    return [int(size) for size in sizes]
+
+
+def _check_format(metadata: Mapping[str, Any]) -> None:
+    name, version = metadata.get("format"), metadata.get("format_version")
+    if name != FORMAT:
+        raise _Invalid(f"its metadata format is {name!r}, expected {FORMAT!r}")
+    if not _is_int(version) or version < 1:
+        raise _Invalid(f"its format_version {version!r} is not a positive integer")
+    if version > FORMAT_VERSION:
+        raise _Invalid(f"it has format_version {version}, newer than the {FORMAT_VERSION} this "
+                       f"nnscratch reads, so a newer nnscratch wrote it; upgrade to load it")
+
+
+def _check_metadata(metadata: Mapping[str, Any]) -> list[int]:
+    """The layer sizes of a model described by ``metadata``, once every field is valid."""
+    _check_format(metadata)
+    sizes = _check_layer_sizes(metadata.get("layer_sizes"))
+    if metadata.get("dtype") not in DTYPES:
+        raise _Invalid(f"its dtype {metadata.get('dtype')!r} is not one of {', '.join(DTYPES)}")
+    if metadata.get("activation") not in ACTIVATIONS:
+        raise _Invalid(f"its activation {metadata.get('activation')!r} is not one of "
+                       f"{', '.join(ACTIVATIONS)}")
+    return sizes
+
+
+def _expected_shapes(sizes: list[int]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), 1):
+        shapes[f"W{k}"] = (fan_in, fan_out)
+        shapes[f"b{k}"] = (fan_out,)
+    return shapes
+
+
+def _check_names(names: Iterable[str], expected: Mapping[str, Any]) -> None:
+    present = set(names)
+    missing = [name for name in expected if name not in present]
+    unexpected = sorted(str(name) for name in present - set(expected))
+    if missing:
+        raise _Invalid(f"it is missing the array(s) {', '.join(missing)}")
+    if unexpected:
+        raise _Invalid(f"it has unexpected array(s) {', '.join(unexpected)}")
+
+
+def _check_layout(name: str, shape: tuple[int, ...], dtype: np.dtype,
+                  expected_shape: tuple[int, ...], expected_dtype: str) -> None:
+    if tuple(shape) != expected_shape:
+        raise _Invalid(f"array {name} has shape {tuple(shape)}, expected {expected_shape} "
+                       f"from layer_sizes")
+    if dtype != np.dtype(expected_dtype):
+        raise _Invalid(f"array {name} has dtype {dtype}, expected the model's {expected_dtype}")
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise _Invalid(f"array {name} contains {bad} non-finite value(s) (NaN or inf)")
+
+
+def layer_sizes_from_params(params: Mapping[str, Any]) -> list[int]:
+    """The layer sizes implied by the weight shapes of ``params`` (``W1, W2, ...``).
+
+    Only the ``W`` arrays are read; :func:`write_model_file` checks that the biases and the
+    chaining of the shapes agree.
+    """
+    count = 0
+    while f"W{count + 1}" in params:
+        count += 1
+    if count == 0:
+        raise ValueError("params has no W1 array, so its layer sizes are unknown")
+    shapes = [np.shape(params[f"W{k}"]) for k in range(1, count + 1)]
+    if any(len(shape) != 2 for shape in shapes):
+        raise ValueError(f"params has weight arrays that are not 2-D: shapes {shapes}")
+    return [int(shapes[0][0])] + [int(shape[1]) for shape in shapes]
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _library_version() -> str:
+    # The running package's own __version__ is the truth when it is importable from a checkout;
+    # the installed distribution's metadata can belong to another copy.
+    version = getattr(sys.modules.get(__package__ or ""), "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        return _dist_metadata.version("nnscratch")
+    except _dist_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _json_scalar(value: Any) -> Any:
+    # NumPy scalars (a float32 accuracy, an int64 size) are JSON numbers in all but type.
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _encode_metadata(metadata: Mapping[str, Any]) -> np.ndarray:
+    try:
+        text = json.dumps(metadata, allow_nan=False, ensure_ascii=False, default=_json_scalar)
+    except (TypeError, ValueError) as exc:
+        raise _Invalid(f"its metadata is not JSON-serializable ({exc})") from None
+    blob = text.encode("utf-8")
+    if len(blob) > MAX_METADATA_BYTES:
+        raise _Invalid(f"its metadata is {len(blob)} bytes, over the 1 MiB limit")
+    return np.frombuffer(blob, dtype=np.uint8)
+
+
+def _archive_members(params: Mapping[str, Any],
+                     metadata: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The validated arrays to store, ``__metadata__`` included."""
+    info = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
+            "nnscratch_version": _library_version()}
+    sizes = _check_metadata(info)
+    info["layer_sizes"] = sizes
+    expected = _expected_shapes(sizes)
+    _check_names(params, expected)
+    arrays = {name: np.asarray(params[name]) for name in expected}
+    for name, array in arrays.items():
+        _check_layout(name, array.shape, array.dtype, expected[name], info["dtype"])
+        _check_finite(name, array)
+    return {**arrays, METADATA_KEY: _encode_metadata(info)}
+
+
+def _new_file_mode() -> int | None:
+    # mkstemp creates 0600 files; give the model the mode a plain open() would, without the
+    # os.umask() set-and-restore dance, which races with other threads creating files.
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    return None
+
+
+def _write_atomically(target: Path, members: Mapping[str, np.ndarray]) -> None:
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            # A file object, not a path: np.savez would append ".npz" to a path.
+            np.savez(handle, **members)
+            handle.flush()
+            mode = _new_file_mode()
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def write_model_file(path: str | os.PathLike, params: Mapping[str, np.ndarray],
+                     metadata: Mapping[str, Any]) -> Path:
+    """Write ``params`` and ``metadata`` to the model file at exactly ``path``; return its path.
+
+    ``metadata`` needs ``layer_sizes``, ``dtype`` and ``activation``; ``format``,
+    ``format_version`` and ``nnscratch_version`` are added (replacing any given). The model is
+    checked as :func:`read_model_file` would check it, and an inconsistent one is refused with
+    :class:`~nnscratch.errors.ModelFileError` before anything is written. The file appears
+    whole or not at all: on any failure an existing file at ``path`` is left untouched.
+    """
+    target = Path(path)
+    try:
+        members = _archive_members(params, metadata)
+    except _Invalid as problem:
+        raise ModelFileError(f"refusing to write model file {target}: {problem}") from None
+    if not target.parent.is_dir():
+        raise ModelFileError(f"cannot write model file {target}: its folder {target.parent} "
+                             f"does not exist")
+    try:
+        _write_atomically(target, members)
+    except OSError as exc:
+        raise ModelFileError(f"cannot write model file {target}: "
+                             f"{exc.strerror or exc}") from exc
+    return target
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _member_header(archive: Any, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, dtype and stored size an archive member declares, read without its data."""
+    try:
+        info = archive.zip.getinfo(f"{name}.npy")
+    except KeyError:
+        raise _Invalid(f"its entry {name} is not a NumPy array") from None
+    with archive.zip.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in _HEADER_READERS:
+            raise _Invalid(f"its array {name} uses .npy format version {version}, "
+                           f"which nnscratch does not read")
+        shape, _fortran_order, dtype = _HEADER_READERS[version](member)
+    return tuple(shape), dtype, info.file_size
+
+
+def _read_member(archive: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    declared_shape, declared_dtype, stored_bytes = _member_header(archive, name)
+    # Refuse object arrays from the header, before numpy gets anywhere near unpickling them.
+    if declared_dtype.hasobject:
+        raise _Invalid(f"it contains a pickled object array {name}, which nnscratch never loads")
+    _check_layout(name, declared_shape, declared_dtype, shape, dtype)
+    # A header can promise more data than the member holds; check before numpy allocates it.
+    if int(np.prod(shape)) * declared_dtype.itemsize > stored_bytes:
+        raise _Invalid(f"its array {name} is truncated")
+    array = np.array(archive[name], order="C", copy=True)
+    _check_finite(name, array)
+    return array
+
+
+def _decode_metadata(blob: bytes) -> dict[str, Any]:
+    def refuse_constant(token: str) -> Any:
+        raise ValueError(f"{token} is not valid JSON")
+
+    try:
+        value = json.loads(blob.decode("utf-8"), parse_constant=refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _Invalid("its metadata is not UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise _Invalid(f"its metadata is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _read_metadata(archive: Any) -> dict[str, Any]:
+    if METADATA_KEY not in archive.files:
+        raise _Invalid(f"it has no {METADATA_KEY} entry, so nnscratch did not write it")
+    shape, dtype, _ = _member_header(archive, METADATA_KEY)
+    if dtype != np.uint8 or len(shape) != 1:
+        raise _Invalid(f"its {METADATA_KEY} entry is not a 1-D uint8 array")
+    if shape[0] > MAX_METADATA_BYTES:
+        raise _Invalid(f"its metadata is {shape[0]} bytes, over the 1 MiB limit")
+    return _decode_metadata(archive[METADATA_KEY].tobytes())
+
+
+def _read_archive(archive: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    metadata = _read_metadata(archive)
+    expected = _expected_shapes(_check_metadata(metadata))
+    _check_names((name for name in archive.files if name != METADATA_KEY), expected)
+    params = {name: _read_member(archive, name, shape, metadata["dtype"])
+              for name, shape in expected.items()}
+    return params, metadata
+
+
+def _check_signature(handle: BinaryIO, source: Path) -> None:
+    if os.fstat(handle.fileno()).st_size == 0:
+        raise ModelFileError(f"model file {source} is empty")
+    if handle.read(4) not in _ZIP_SIGNATURES:
+        raise ModelFileError(f"model file {source} is not an .npz archive (no zip signature)")
+    handle.seek(0)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The parameter arrays and metadata stored in the model file at ``path``.
+
+    The file is never unpickled, and is checked whole: format and version, layer sizes, dtype,
+    activation, the names, shapes and dtypes of the arrays, and finite values. Any problem
+    raises :class:`~nnscratch.errors.ModelFileError`, one sentence naming the file. The arrays
+    returned are fresh, writable and C-contiguous.
+    """
+    source = Path(path)
+    try:
+        with open(source, "rb") as handle:
+            _check_signature(handle, source)
+            with np.load(handle, allow_pickle=False) as archive:
+                return _read_archive(archive)
+    except ModelFileError:
+        raise
+    except _Invalid as problem:
+        raise ModelFileError(f"model file {source} cannot be loaded: {problem}") from None
+    except FileNotFoundError:
+        raise ModelFileError(f"model file {source} does not exist") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"model file {source} is a directory, not a file") from None
+    except PermissionError:
+        raise ModelFileError(f"model file {source} cannot be read: permission denied") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ModelFileError(f"model file {source} is corrupt or truncated "
+                             f"({_one_line(exc)})") from exc

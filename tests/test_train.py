@@ -1,0 +1,136 @@
+"""train(): determinism, the history, full-batch descent, options, divergence, and accuracy on
+the full MNIST (the issue's two reference setups)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import nnscratch
+from nnscratch import ConfigError, TrainingDivergedError
+from nnscratch.optim import SGD
+from nnscratch.train import Callback, ProgressPrinter
+
+
+def small_run(data, **kwargs):
+    settings = {"hidden": (32,), "epochs": 1, "progress": False, **kwargs}
+    return nnscratch.train(data, **settings)
+
+
+def test_same_seed_gives_bit_identical_parameters(sample_mnist):
+    a = small_run(sample_mnist, epochs=2, momentum=0.9).model.params()
+    b = small_run(sample_mnist, epochs=2, momentum=0.9).model.params()
+    c = small_run(sample_mnist, epochs=2, momentum=0.9, seed=1).model.params()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert not np.array_equal(a["W1"], c["W1"])
+
+
+def test_history_and_result(sample_mnist):
+    result = small_run(sample_mnist, epochs=3, lr=0.2)
+    assert [s.epoch for s in result.history] == [1, 2, 3]
+    assert result.history[-1].loss < result.history[0].loss
+    assert all(s.seconds > 0 and 0 <= s.train_accuracy <= 1 for s in result.history)
+    scores = result.model.evaluate(sample_mnist.x_test, sample_mnist.y_test)
+    assert result.test_accuracy == scores["accuracy"]
+    assert result.history[-1].test_loss == pytest.approx(scores["loss"], rel=1e-6)
+    assert result.settings["lr"] == 0.2 and result.settings["backend"] == "numpy"
+    assert result.data_is_sample and "sample" in result.data_source
+
+
+def test_one_step_is_plain_gradient_descent(sample_mnist):
+    """A single full-batch epoch equals params - lr * loss_and_grads, computed independently."""
+    x, y = sample_mnist.x_train[:300], sample_mnist.y_train[:300]
+    data = (x, y, sample_mnist.x_test[:50], sample_mnist.y_test[:50])
+    result = small_run(data, batch_size=None, lr=0.5, dtype="float64", init="xavier", seed=4)
+    start = nnscratch.MLP((32,), dtype="float64", init="xavier",
+                          seed=nnscratch.rng.generators(4)[0])
+    loss, grads = start.loss_and_grads(x, y)
+    assert result.history[0].loss == pytest.approx(loss, rel=1e-12)
+    for name, value in start.params().items():
+        np.testing.assert_allclose(result.model.params()[name], value - 0.5 * grads[name],
+                                   rtol=1e-12, atol=1e-15)
+
+
+class StepCounter(Callback):
+    def __init__(self):
+        self.steps = []
+
+    def on_epoch_start(self, epoch, epochs, steps):
+        self.steps.append(steps)
+
+    def on_step(self, step):
+        self.last = step
+
+
+def test_full_batch_takes_one_step_per_epoch(sample_mnist):
+    counter = StepCounter()
+    small_run(sample_mnist, batch_size=None, epochs=2, callback=counter)
+    assert counter.steps == [1, 1] and counter.last == 1
+    counter = StepCounter()
+    small_run(sample_mnist, batch_size=1000, callback=counter)
+    assert counter.steps == [8] and counter.last == 8  # 8,000 images, the last batch full
+
+
+def test_momentum_changes_the_result(sample_mnist):
+    plain = small_run(sample_mnist).model.params()["W1"]
+    heavy = small_run(sample_mnist, momentum=0.5).model.params()["W1"]
+    assert not np.allclose(plain, heavy)
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "learning rate"),
+    ({"lr": float("nan")}, "learning rate"), ({"momentum": 1.0}, "momentum"),
+    ({"dtype": "int8"}, "dtype"), ({"init": "ones"}, "init"), ({"hidden": (-4,)}, "hidden"),
+    ({"backend": "nope"}, "unknown backend"),
+])
+def test_impossible_options_are_refused(sample_mnist, kwargs, word):
+    with pytest.raises(nnscratch.NNScratchError, match=word):
+        small_run(sample_mnist, **kwargs)
+
+
+def test_bad_data_argument(sample_mnist):
+    with pytest.raises(ConfigError, match="data must be"):
+        small_run([1, 2, 3])
+
+
+def test_divergence_is_reported(sample_mnist):
+    with pytest.raises(TrainingDivergedError, match="epoch 1.*learning rate"):
+        small_run(sample_mnist, lr=1e6)
+
+
+def test_progress_lines(sample_mnist, capsys):
+    small_run(sample_mnist, epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "test acc" in err
+    small_run(sample_mnist)  # progress=None and stderr is not a terminal: quiet
+    assert capsys.readouterr().err == ""
+    stream = io.StringIO()
+    small_run(sample_mnist, epochs=5, callback=ProgressPrinter(stream, every=2))
+    printed = [line.split()[1] for line in stream.getvalue().splitlines()]
+    assert printed == ["1/5", "2/5", "4/5", "5/5"]
+
+
+def test_sgd_rejects_bad_settings():
+    with pytest.raises(ConfigError):
+        SGD(0.0)
+    with pytest.raises(ConfigError):
+        SGD(0.1, momentum=-0.1)
+
+
+# --- the issue's reference setups, on the complete MNIST --------------------------------------
+
+def test_784_128_10_reaches_97_percent(full_mnist):
+    result = nnscratch.train(full_mnist, hidden=(128,), epochs=5, batch_size=128, lr=0.5, seed=0,
+                             progress=False)
+    print(f"784-128-10, 5 epochs: test accuracy {result.test_accuracy:.4f}")
+    assert result.test_accuracy >= 0.970
+
+
+def test_blog_setup_reaches_87_percent(full_mnist):
+    result = nnscratch.train(full_mnist, hidden=(10,), epochs=500, batch_size=None, lr=0.1,
+                             init="seed", seed=0, progress=False)
+    print(f"784-10-10 full batch, 500 iterations: test accuracy {result.test_accuracy:.4f}")
+    assert result.test_accuracy >= 0.87
