@@ -136,3 +136,35 @@ def test_cli_model_matches_python_api(tmp_path, clean_env, sample_mnist):
     loaded = nnscratch.load_model(model)
     for name, value in expected.model.params().items():
         np.testing.assert_array_equal(loaded.params()[name], value)
+
+
+def test_compare_agrees_with_itself(clean_env):
+    proc = run(["compare", "--backends", "numpy,numpy", "--steps", "12", "--hidden", "16"],
+               clean_env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip().endswith("ok")]
+    assert [r[0] for r in rows] == ["1", "2-10", "11-12"]
+    assert all(float(r[1]) == 0 and float(r[2]) == 0 for r in rows)
+    assert "agree" in proc.stdout
+
+
+def test_compare_catches_a_wrong_backend(tmp_path, clean_env):
+    """A backend whose update is off by one part in a thousand must be reported, exit 1."""
+    (tmp_path / "skewed_backend.py").write_text(
+        "import numpy\nfrom nnscratch import Backend\n\n"
+        "class Skewed(Backend):\n    name = 'skewed'\n    xp = numpy\n\n"
+        "    def sgd_update(self, param, grad, lr, *, velocity=None, momentum=0.0):\n"
+        "        super().sgd_update(param, grad, lr * 1.001, velocity=velocity,"
+        " momentum=momentum)\n")
+    dist = tmp_path / "skewed-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: skewed\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nnscratch.backends]\nskewed = skewed_backend:Skewed\n")
+    env = {**clean_env, "PYTHONPATH": str(tmp_path)}
+    proc = run(["compare", "--backends", "numpy,skewed", "--steps", "5", "--hidden", "16"], env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "TOO FAR" in proc.stdout and "DISAGREE" in proc.stdout
+
+
+def test_compare_needs_two_backends(clean_env):
+    assert_user_error(run(["compare", "--backends", "numpy"], clean_env), "--backends")

@@ -12,43 +12,6 @@ import nnscratch
 from nnscratch import MLP, ConfigError, DataError, ModelFileError, load_model
 
 
-def numeric_gradient(model, x, y, name, entries, h=1e-6):
-    """Central differences of the mean loss for the given flat entries of one parameter."""
-    params = model.params()
-    grad = np.zeros(len(entries))
-    for i, flat in enumerate(entries):
-        losses = []
-        for sign in (1, -1):
-            shifted = {k: v.copy() for k, v in params.items()}
-            shifted[name].flat[flat] += sign * h
-            model.set_params(shifted)
-            losses.append(model.loss_and_grads(x, y)[0])
-        grad[i] = (losses[0] - losses[1]) / (2 * h)
-    model.set_params(params)
-    return grad
-
-
-@pytest.mark.parametrize("hidden", [(8,), (6, 5)])
-def test_gradients_match_finite_differences_in_float64(sample_mnist, hidden):
-    model = MLP(hidden, dtype="float64", init="xavier", seed=3)
-    x, y = sample_mnist.x_train[:6], sample_mnist.y_train[:6]
-    _, grads = model.loss_and_grads(x, y)
-    rng = np.random.default_rng(0)
-    for name, analytic in grads.items():
-        assert analytic.dtype == np.float64 and analytic.shape == model.params()[name].shape
-        # every bias entry; for weights, entries whose input pixel is lit plus random ones
-        if analytic.size <= 64:
-            entries = np.arange(analytic.size)
-        else:
-            entries = np.unique(np.concatenate([np.flatnonzero(analytic)[:40],
-                                                rng.choice(analytic.size, 40, replace=False)]))
-        numeric = numeric_gradient(model, x, y, name, entries)
-        exact = analytic.ravel()[entries]
-        assert np.linalg.norm(numeric) > 0
-        rel = np.linalg.norm(numeric - exact) / (np.linalg.norm(numeric) + np.linalg.norm(exact))
-        assert rel <= 1e-6, f"{name}: relative error {rel:.2e}"
-
-
 def test_bias_gradients_are_per_unit(sample_mnist):
     model = MLP((16,), dtype="float64", seed=1)
     _, grads = model.loss_and_grads(sample_mnist.x_train[:32], sample_mnist.y_train[:32])

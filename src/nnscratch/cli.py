@@ -135,6 +135,52 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_backends, trajectory_tolerance
+    from .data import load_mnist
+
+    names = args.backends
+    mnist = load_mnist(args.data)
+    print(f"data: {mnist.source}")
+    sizes = "-".join(map(str, (784, *args.hidden, 10)))
+    batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
+    settings = dict(steps=args.steps, dtype=args.dtype, hidden=args.hidden,
+                    batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                    seed=args.seed)
+    agree = True
+    for other in names[1:]:
+        print(f"\n{other} against {names[0]} (the reference): {sizes}, {args.dtype}, {batch}, "
+              f"lr {args.lr:g}, momentum {args.momentum:g}, seed {args.seed}, {args.steps} steps")
+        result = compare_backends(names[0], other, mnist, **settings)
+        print(f"{'steps':>11}  {'loss diff':>9}  {'param diff':>10}  {'allowed':>8}")
+        for first, last in result.step_ranges():
+            loss, params = result.worst(first, last)
+            allowed = trajectory_tolerance(args.dtype, last)
+            steps = str(first) if first == last else f"{first}-{last}"
+            verdict = "ok" if max(loss, params) <= allowed else "TOO FAR"
+            print(f"{steps:>11}  {loss:9.1e}  {params:10.1e}  {allowed:8.1e}  {verdict}")
+        gap = 100 * (result.other_accuracy - result.reference_accuracy)
+        print(f"test accuracy after {args.steps} steps: {names[0]} "
+              f"{result.reference_accuracy:.2%}, {other} {result.other_accuracy:.2%} "
+              f"({gap:+.2f} points)")
+        agree = agree and not result.failures()
+    if agree:
+        print("\nagree: every difference is within its tolerance")
+        return 0
+    print("\nDISAGREE: some differences exceed their tolerance. A wrong kernel shows from step 1; "
+          "differences that start tiny and grow by orders of magnitude mean the run amplifies "
+          "rounding (a large learning rate or momentum): try fewer --steps or a smaller --lr.")
+    return 1
+
+
+def _backend_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if len(names) < 2:
+        raise argparse.ArgumentTypeError(f"expected at least two backend names separated by "
+                                         f"commas (e.g. numpy,numba), got {text!r}")
+    return names
+
+
 def _run_backends(args: argparse.Namespace) -> int:
     from .backend import available_backends
 
@@ -187,6 +233,32 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_train)
 
 
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "compare", help="train on several backends in lockstep and report how far they drift",
+        description="Train the same model from the same seed on the same batches on each "
+                    "backend, compare the batch loss and every parameter after every step with "
+                    "the first backend's, and print the largest relative differences per range "
+                    "of steps against the tolerances the agreement suite uses. Exits with 1 if "
+                    "any difference exceeds its tolerance.")
+    p.add_argument("--backends", type=_backend_list, required=True, metavar="A,B[,...]",
+                   help="backends to compare; the first is the reference (e.g. numpy,numba)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point type (default: float32)")
+    p.add_argument("--steps", type=_positive_int, default=300, metavar="N",
+                   help="training steps to compare (default: 300)")
+    p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    p.add_argument("--hidden", type=_hidden_sizes, default=(128,), metavar="SIZES",
+                   help="hidden layer sizes, comma-separated (default: 128)")
+    p.add_argument("--batch-size", type=_batch_size, default=128, metavar="N|full",
+                   help="mini-batch size, or 'full' (default: 128)")
+    p.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate (default: 0.1)")
+    p.add_argument("--momentum", type=_momentum, default=0.0,
+                   help="SGD momentum in [0, 1) (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    p.set_defaults(run=_run_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nnscratch`` command."""
     parser = _Parser(prog="nnscratch",
@@ -201,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
     p.set_defaults(run=_run_evaluate)
+    _add_compare(commands)
     p = commands.add_parser("backends", help="list the backends and whether they can run here",
                             description="List every known backend: available, or why not and "
                                         "how to install it.")

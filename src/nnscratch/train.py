@@ -7,19 +7,19 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import rng as _rng
-from .backend import Backend, get_backend
+from .backend import Backend
 from .data import MnistData, as_labels, as_pixels, load_mnist
 from .errors import ConfigError, TrainingDivergedError
 from .model import MLP
 from .optim import SGD
 
-__all__ = ["train", "TrainResult", "EpochStats", "Callback", "ProgressPrinter"]
+__all__ = ["train", "Trainer", "TrainResult", "EpochStats", "Callback", "ProgressPrinter"]
 
 
 @dataclass(frozen=True)
@@ -181,15 +181,12 @@ def train(data: Any = None, *, backend: str | Backend | None = None,
     :class:`~nnscratch.errors.TrainingDivergedError` if the loss becomes NaN or infinite.
     """
     _check_settings(epochs, batch_size)
-    optimizer = SGD(lr, momentum)
     mnist = _as_data(data)
-    chosen = get_backend(backend)
-    init_rng, order_rng = _rng.generators(seed)
-    model = MLP(hidden, backend=chosen, dtype=dtype, init=init, seed=init_rng)
+    trainer = Trainer(mnist, backend=backend, hidden=hidden, batch_size=batch_size, lr=lr,
+                      momentum=momentum, seed=seed, dtype=dtype, init=init)
     settings = {"hidden": list(hidden), "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "momentum": momentum, "seed": seed, "dtype": dtype, "init": init,
-                "backend": chosen.name}
-    loop = _Loop(model, optimizer, mnist, batch_size, order_rng)
+                "backend": trainer.model.backend.name}
     history = []
     callbacks = _callbacks(progress, callback)
     with warnings.catch_warnings():
@@ -197,20 +194,29 @@ def train(data: Any = None, *, backend: str | Backend | None = None,
         # the array library's overflow warnings would only repeat it less clearly.
         warnings.simplefilter("ignore", RuntimeWarning)
         for epoch in range(1, epochs + 1):
-            stats = loop.run_epoch(epoch, epochs, callbacks)
+            stats = trainer.run_epoch(epoch, epochs, callbacks)
             history.append(stats)
             for cb in callbacks:
                 cb.on_epoch_end(stats)
-    return TrainResult(model, history, settings, mnist.source, mnist.is_sample)
+    return TrainResult(trainer.model, history, settings, mnist.source, mnist.is_sample)
 
 
-class _Loop:
-    """The data on the backend (copied once) and the steps of one epoch."""
+class Trainer:
+    """A model, its optimiser and the data on its backend (copied there once).
 
-    def __init__(self, model: MLP, optimizer: SGD, mnist: MnistData, batch_size: int | None,
-                 order_rng: Any) -> None:
-        b, dtype = model.backend, model.dtype
-        self.model, self.optimizer, self.order_rng = model, optimizer, order_rng
+    Two trainers built with the same settings on different backends start from the same
+    weights and yield the same batches in the same order: :mod:`nnscratch.compare` relies on it.
+    """
+
+    def __init__(self, mnist: MnistData, *, backend: str | Backend | None = None,
+                 hidden: Sequence[int] = (128,), batch_size: int | None = 128, lr: float = 0.1,
+                 momentum: float = 0.0, seed: int = 0, dtype: str = "float32",
+                 init: str = "he") -> None:
+        _check_settings(1, batch_size)
+        self.optimizer = SGD(lr, momentum)
+        init_rng, self.order_rng = _rng.generators(seed)
+        self.model = MLP(hidden, backend=backend, dtype=dtype, init=init, seed=init_rng)
+        b = self.model.backend
         self.n = len(mnist.x_train)
         self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
         # Pixels travel as uint8 (a quarter of float32's bytes) and are scaled per batch.
@@ -221,7 +227,12 @@ class _Loop:
         self.x_test = b.pixels_to_float(b.asarray(mnist.x_test), dtype)
         self.y_test = b.asarray(mnist.y_test)
 
-    def _batches(self) -> Any:
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def batches(self) -> Iterator[tuple[Any, Any]]:
+        """One epoch's batches as backend arrays: floats (n, 784) and integer labels (n,)."""
         b = self.model.backend
         if self.x_full is not None:
             yield self.x_full, self.y_train
@@ -232,15 +243,23 @@ class _Loop:
             yield (b.pixels_to_float(self.x_train, self.model.dtype, rows=rows),
                    b.take_rows(self.y_train, rows))
 
-    def run_epoch(self, epoch: int, epochs: int, callbacks: list[Callback]) -> EpochStats:
+    def step(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """One update; the batch's loss and correct count, as 0-d backend arrays."""
+        return self.model.fit_batch(x, y, self.optimizer)
+
+    def evaluate_test(self) -> dict[str, float]:
+        """Accuracy and loss on the test set."""
+        return self.model.evaluate_arrays(self.x_test, self.y_test)
+
+    def run_epoch(self, epoch: int, epochs: int, callbacks: Sequence[Callback] = ()) -> EpochStats:
+        """Train for one epoch, then evaluate on the test set."""
         b = self.model.backend
-        steps = -(-self.n // self.batch_size)
         for cb in callbacks:
-            cb.on_epoch_start(epoch, epochs, steps)
+            cb.on_epoch_start(epoch, epochs, self.steps_per_epoch)
         started = time.perf_counter()
         loss_sum, correct = 0.0, 0  # accumulated on the backend: no waiting inside the epoch
-        for step, (x, y) in enumerate(self._batches(), start=1):
-            loss, right = self.model.fit_batch(x, y, self.optimizer)
+        for step, (x, y) in enumerate(self.batches(), start=1):
+            loss, right = self.step(x, y)
             loss_sum, correct = loss_sum + loss * y.shape[0], correct + right
             for cb in callbacks:
                 cb.on_step(step)
@@ -251,7 +270,7 @@ class _Loop:
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: the mean loss became {mean_loss}; "
                 f"the learning rate ({self.optimizer.lr:g}) is probably too large")
-        test = self.model.evaluate_arrays(self.x_test, self.y_test)
+        test = self.evaluate_test()
         return EpochStats(epoch, mean_loss, int(b.to_numpy(correct)) / self.n, test["loss"],
                           test["accuracy"], seconds)
 
