@@ -134,9 +134,9 @@ class Backend:
         return self.xp.maximum(z, 0, out=z)
 
     def bias_relu_backward(self, grad: Array, activation: Array) -> Array:
-        """In place on ``grad`` (n, d): zero it where ``activation`` (the output of
-        :meth:`bias_relu`, same shape) is not positive. The result is the gradient with respect
-        to the pre-activation ``z + bias``.
+        """In place on ``grad`` (n, d): multiply it by ``activation > 0`` (1 where the output of
+        :meth:`bias_relu`, same shape, is positive, else 0). The result is the gradient with
+        respect to the pre-activation ``z + bias``.
         """
         grad *= activation > 0
         return grad
@@ -156,8 +156,7 @@ class Backend:
 
         Returns ``(loss, probs)``: ``loss`` is a 0-d float array (left on the backend, so that
         training does not wait for it), ``probs`` the (n, c) softmax. Uses log-sum-exp, so the
-        loss is finite for any finite logits. ``logits`` is overwritten (it holds the shifted
-        logits afterwards).
+        loss is finite for any finite logits. ``logits`` may be overwritten.
         """
         xp = self.xp
         logits -= logits.max(axis=1, keepdims=True)

@@ -1,0 +1,255 @@
+"""The compiled kernels behind :class:`nnscratch_numba.NumbaBackend`.
+
+Importing this module imports numba; :mod:`nnscratch_numba` imports it only when a backend is
+created. Every kernel is compiled on first use for the argument types it meets (float32 and
+float64 get separate machine code) and cached on disk (``cache=True``), so a later process loads
+the machine code instead of compiling it again. ``nogil=True`` lets Python threads run kernels
+side by side.
+
+Numerics, kept the same as the NumPy reference's where that costs nothing:
+
+* Scalars (255, 0, 1, the learning rate, the momentum, n) are cast to the arrays' dtype inside the
+  kernels (``a.dtype.type(x)``), so float32 arithmetic stays float32: an untyped literal would
+  silently promote the loop to float64.
+* Without ``fastmath``, LLVM neither reassociates nor fuses a multiply and an add into an FMA, so
+  the elementwise kernels round exactly as NumPy's ufuncs do (bit-identical results).
+* Sums (the loss, the bias gradients) accumulate in float64: more accurate than NumPy's float32
+  sums, in one fixed order, so the same input always gives the same bits.
+* No kernel is ``parallel=True``: on two cores a threaded kernel is faster alone but slows the
+  whole training step, its threads competing with OpenBLAS's (measurements in README.md).
+* Indices (rows, labels) are checked: an out-of-range one raises IndexError instead of reading
+  outside the array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_jit = njit(cache=True, nogil=True)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+@_jit
+def scale_pixels(pixels, out):
+    """out[i, j] = pixels[i, j] / 255 in out's dtype (pixels uint8)."""
+    denominator = out.dtype.type(255)
+    for i in range(pixels.shape[0]):
+        for j in range(pixels.shape[1]):
+            out[i, j] = pixels[i, j]
+            out[i, j] /= denominator  # divide, as the reference does: correctly rounded
+    return out
+
+
+@_jit
+def gather_scale_pixels(pixels, rows, out):
+    """out[i, j] = pixels[rows[i], j] / 255: a shuffled mini-batch gathered and scaled in one
+    pass. Negative rows count from the end, as in ``numpy.take``."""
+    denominator = out.dtype.type(255)
+    count = pixels.shape[0]
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        if row < 0:
+            row += count
+        if row < 0 or row >= count:
+            raise IndexError("pixels_to_float: a row index is out of range")
+        for j in range(pixels.shape[1]):
+            out[i, j] = pixels[row, j]
+            out[i, j] /= denominator
+    return out
+
+
+# --- forward and backward ---------------------------------------------------------------------
+
+@_jit
+def _check_bias(z, bias):
+    if bias.shape[0] != z.shape[1]:
+        raise ValueError("the bias must have one entry per column")
+
+
+@_jit
+def _check_labels(labels, n):
+    if labels.shape[0] != n:
+        raise ValueError("there must be one label per row")
+
+
+@_jit
+def bias_add(z, bias):
+    _check_bias(z, bias)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] += bias[j]
+    return z
+
+
+@_jit
+def bias_relu(z, bias):
+    _check_bias(z, bias)
+    zero = z.dtype.type(0)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            value = z[i, j] + bias[j]
+            # ``not value < 0`` keeps NaN (as numpy.maximum does), so divergence stays visible.
+            z[i, j] = value if not value < zero else zero
+    return z
+
+
+@_jit
+def relu_mask(grad, activation):
+    """grad[i] *= (activation[i] > 0), on flat arrays of one size."""
+    zero, one = grad.dtype.type(0), grad.dtype.type(1)
+    for i in range(grad.shape[0]):
+        # Multiply by the 0/1 mask, as the reference does, rather than store 0: the same
+        # bits, NaN and signed zeros included.
+        grad[i] *= one if activation[i] > zero else zero
+    return grad
+
+
+@_jit
+def shift_rows(logits, out):
+    """out[i] = logits[i] - max(logits[i]) (out may be logits itself). A NaN in a row makes
+    the row's maximum NaN, as numpy.max does."""
+    for i in range(logits.shape[0]):
+        top = logits[i, 0]
+        for j in range(1, logits.shape[1]):
+            value = logits[i, j]
+            top = value if value > top or value != value else top
+        for j in range(logits.shape[1]):
+            out[i, j] = logits[i, j] - top
+    return out
+
+
+@_jit
+def normalize_rows(probs):
+    """probs[i] /= sum(probs[i]), in place."""
+    for i in range(probs.shape[0]):
+        total = probs.dtype.type(0)
+        for j in range(probs.shape[1]):
+            total += probs[i, j]
+        for j in range(probs.shape[1]):
+            probs[i, j] /= total
+    return probs
+
+
+@_jit
+def _label_at(labels, i, classes):
+    label = labels[i]
+    if label < 0 or label >= classes:
+        raise IndexError("a label is out of range for the number of classes")
+    return label
+
+
+@_jit
+def normalize_cross_entropy(shifted, labels, probs):
+    """probs[i] /= sum(probs[i]), where probs = exp(shifted); returns the float64 sum of the
+    rows' losses, log(sum(exp(shifted[i]))) - shifted[i, label]."""
+    _check_labels(labels, probs.shape[0])
+    loss = 0.0
+    for i in range(probs.shape[0]):
+        total = probs.dtype.type(0)
+        for j in range(probs.shape[1]):
+            total += probs[i, j]
+        for j in range(probs.shape[1]):
+            probs[i, j] /= total
+        loss += math.log(total) - shifted[i, _label_at(labels, i, shifted.shape[1])]
+    return loss
+
+
+@_jit
+def softmax_cross_entropy_backward(probs, labels):
+    n, classes = probs.shape
+    _check_labels(labels, n)
+    count, one = probs.dtype.type(n), probs.dtype.type(1)
+    for i in range(n):
+        probs[i, _label_at(labels, i, classes)] -= one
+        for j in range(classes):
+            probs[i, j] /= count  # divide by n, as the reference does
+    return probs
+
+
+@_jit
+def sum_rows(a, out):
+    """out[j] = sum over i of a[i, j], accumulated in float64, four rows at a time."""
+    n, d = a.shape
+    total = np.zeros(d, dtype=np.float64)
+    quads = n - n % 4
+    for i in range(0, quads, 4):
+        # Touching the float64 accumulator once per four rows, not once per row, gives float64
+        # accuracy at about the speed of NumPy's float32 sum (README.md).
+        for j in range(d):
+            total[j] += ((np.float64(a[i, j]) + np.float64(a[i + 1, j]))
+                         + (np.float64(a[i + 2, j]) + np.float64(a[i + 3, j])))
+    for i in range(quads, n):
+        for j in range(d):
+            total[j] += a[i, j]
+    for j in range(d):
+        out[j] = total[j]
+    return out
+
+
+# --- results and updates ----------------------------------------------------------------------
+
+@_jit
+def _first_nan(a, i):
+    for j in range(a.shape[1]):
+        if a[i, j] != a[i, j]:
+            return j
+    return -1
+
+
+@_jit
+def _argmax_row(a, i):
+    """numpy.argmax of row i: the first largest value, or the first NaN if there is one."""
+    best, where, nan = a[i, 0], 0, False
+    for j in range(1, a.shape[1]):
+        value = a[i, j]
+        bigger = value > best
+        # selects, not branches: the largest column of random logits is unpredictable
+        where = j if bigger else where
+        best = value if bigger else best
+        nan |= value != value
+    if nan or best != best:
+        return _first_nan(a, i)
+    return where
+
+
+@_jit
+def argmax_rows(a, out):
+    for i in range(a.shape[0]):
+        out[i] = _argmax_row(a, i)
+    return out
+
+
+@_jit
+def count_correct(logits, labels):
+    _check_labels(labels, logits.shape[0])
+    count = 0
+    for i in range(logits.shape[0]):
+        if _argmax_row(logits, i) == labels[i]:
+            count += 1
+    return count
+
+
+@_jit
+def sgd(param, grad, lr):
+    """param -= lr * grad, on flat arrays, lr cast to param's dtype first (as NumPy does)."""
+    rate = param.dtype.type(lr)
+    for i in range(param.shape[0]):
+        param[i] -= rate * grad[i]
+    return param
+
+
+@_jit
+def sgd_momentum(param, grad, velocity, lr, momentum):
+    """velocity = momentum * velocity + grad; param -= lr * velocity, on flat arrays, rounding
+    after each operation in the reference's order."""
+    rate, decay = param.dtype.type(lr), param.dtype.type(momentum)
+    for i in range(param.shape[0]):
+        v = velocity[i] * decay
+        v += grad[i]
+        velocity[i] = v
+        param[i] -= rate * v
+    return param
