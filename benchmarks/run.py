@@ -1,0 +1,147 @@
+"""Run the benchmark suite and write its results: JSON, a Markdown table, a bar chart.
+
+    NNSCRATCH_DATA=~/mnist python benchmarks/run.py [--out DIR] [--threads N] [--quick] [-k EXPR]
+
+writes ``DIR/results.json`` (pytest-benchmark's format, with the machine, library versions, BLAS
+and thread settings), ``DIR/table.md`` (medians with min-max, and ratios against the blog's code,
+plain NumPy and PyTorch measured in the same run) and ``DIR/chart.png`` (needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+BASELINES = ("blog", "plain-numpy", "torch")
+CASE_ORDER = ("blog-step", "epoch-128", "epoch-800", "inference", "transfer")
+
+
+def run_suite(out: Path, threads: int | None, quick: bool, select: str | None) -> Path:
+    env = dict(os.environ)
+    if threads:
+        env.update({name: str(threads) for name in THREAD_VARS})
+    if quick:
+        env["NNSCRATCH_BENCH_QUICK"] = "1"
+    results = out / "results.json"
+    command = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "--benchmark-only",
+               f"--benchmark-json={results}", "-p", "no:cacheprovider", "-q"]
+    if select:
+        command += ["-k", select]
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    return results
+
+
+def _rows(results: dict) -> dict[tuple[str, str], dict[str, dict]]:
+    """{(case, dtype): {implementation: stats}} from pytest-benchmark's JSON."""
+    table: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
+    for bench in results["benchmarks"]:
+        info = bench["extra_info"]
+        table[(info["case"], info["dtype"])][info["implementation"]] = bench["stats"]
+    return table
+
+
+def _sort_key(key: tuple[str, str]) -> tuple:
+    case, dtype = key
+    base = case.split(",")[0]
+    return (CASE_ORDER.index(base) if base in CASE_ORDER else len(CASE_ORDER), case, dtype)
+
+
+def _ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.3g}"
+
+
+def _ratio(baseline: dict | None, stats: dict) -> str:
+    if baseline is None:
+        return "-"
+    return f"{baseline['median'] / stats['median']:.2f}x"
+
+
+def markdown_table(results: dict) -> str:
+    """Medians (ms) with min-max, and speed-ups against the baselines of the same case."""
+    table = _rows(results)
+    lines = ["| case | dtype | implementation | median ms | min-max ms | vs blog | vs plain NumPy "
+             "| vs PyTorch |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for case, dtype in sorted(table, key=_sort_key):
+        row = table[(case, dtype)]
+        blog = table.get((case, "float64"), {}).get("blog")  # the blog's code is float64 only
+        for name, stats in sorted(row.items(), key=lambda item: item[1]["median"]):
+            lines.append(
+                f"| {case} | {dtype} | {name} | {_ms(stats['median'])} | "
+                f"{_ms(stats['min'])}-{_ms(stats['max'])} | {_ratio(blog, stats)} | "
+                f"{_ratio(row.get('plain-numpy'), stats)} | {_ratio(row.get('torch'), stats)} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine_summary(results: dict) -> str:
+    machine = results["machine_info"]
+    extra = machine.get("nnscratch", {})
+    versions = ", ".join(f"{k} {v}" for k, v in extra.get("versions", {}).items())
+    threads = ", ".join(f"{k}={v}" for k, v in extra.get("threads", {}).items())
+    cpu = machine.get("cpu", {}).get("brand_raw", machine.get("processor", "unknown CPU"))
+    return (f"Machine: {cpu}; {machine.get('system')} {machine.get('release')}. {versions}. "
+            f"BLAS: {extra.get('blas', 'unknown')}. Threads: {threads}. Run {results['datetime']}"
+            f"{' (QUICK MODE: smoke test, not figures)' if extra.get('quick') else ''}.\n")
+
+
+def bar_chart(results: dict, path: Path, dtype: str = "float32") -> str:
+    """Medians of each case for ``dtype`` as horizontal bars; returns a note for the user."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no chart: matplotlib is not installed (pip install matplotlib)"
+    table = _rows(results)
+    cases = [c for c, d in sorted(table, key=_sort_key) if d == dtype]
+    fig, axes = plt.subplots(len(cases), 1, figsize=(8, 1.2 + 1.1 * sum(
+        len(table[(c, dtype)]) for c in cases) / 2), squeeze=False)
+    for ax, case in zip(axes[:, 0], cases):
+        row = dict(table[(case, dtype)])
+        blog = table.get((case, "float64"), {}).get("blog")
+        if blog is not None:
+            row["blog (float64)"] = blog
+        names = sorted(row, key=lambda n: row[n]["median"], reverse=True)
+        ax.barh(names, [1e3 * row[n]["median"] for n in names],
+                color=["#c44" if n.startswith("nnscratch") else "#999" for n in names])
+        ax.set_title(f"{case} ({dtype}), median ms: lower is better", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"chart: {path}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="folder for results.json, table.md, chart.png "
+                             "(default: benchmarks/results)")
+    parser.add_argument("--threads", type=int, help="threads for BLAS, OpenMP, Numba and "
+                        "PyTorch (sets OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS; default: untouched)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: tiny data, two rounds; the figures mean nothing")
+    parser.add_argument("-k", dest="select", help="pytest -k expression to run a subset")
+    parser.add_argument("--from-json", type=Path,
+                        help="only rebuild table.md and chart.png from an existing results.json")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.from_json or run_suite(args.out, args.threads, args.quick, args.select)
+    results = json.loads(results_path.read_text())
+    table = machine_summary(results) + "\n" + markdown_table(results)
+    (args.out / "table.md").write_text(table)
+    print(table)
+    print(bar_chart(results, args.out / "chart.png"))
+    print(f"results: {results_path}\ntable: {args.out / 'table.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
