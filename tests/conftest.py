@@ -36,7 +36,8 @@ def sample_mnist():
 
     mp = pytest.MonkeyPatch()
     try:
-        mp.delenv("NNSCRATCH_DATA", raising=False)
+        for name in ("NNSCRATCH_DATA", "NNSCRATCH_DOWNLOAD", "NNSCRATCH_MIRRORS"):
+            mp.delenv(name, raising=False)
         mp.setenv("NNSCRATCH_CACHE", os.devnull)  # a cache folder that cannot hold data
         assert find_mnist().kind == "sample"
         data = load_mnist()
@@ -49,7 +50,7 @@ def sample_mnist():
 @pytest.fixture
 def clean_env(tmp_path, monkeypatch):
     """An environment where nnscratch finds no configured data, cache or backend choice."""
-    for name in ("NNSCRATCH_DATA", "NNSCRATCH_BACKEND"):
+    for name in ("NNSCRATCH_DATA", "NNSCRATCH_BACKEND", "NNSCRATCH_DOWNLOAD", "NNSCRATCH_MIRRORS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "empty-cache"))
     return os.environ.copy()

@@ -134,3 +134,13 @@ def test_blog_setup_reaches_87_percent(full_mnist):
                              init="seed", seed=0, progress=False)
     print(f"784-10-10 full batch, 500 iterations: test accuracy {result.test_accuracy:.4f}")
     assert result.test_accuracy >= 0.87
+
+
+def test_784_800_10_reaches_98_2_percent(full_mnist):
+    """The issue's target (the published figure for this network is 98.4%): Adam with a cosine
+    schedule, 12 epochs; about 25 s on two cores (measured: 98.33%)."""
+    result = nnscratch.train(full_mnist, hidden=(800,), epochs=12, batch_size=128,
+                             optimizer="adam", lr=0.001, schedule="cosine", seed=0,
+                             progress=False)
+    print(f"784-800-10, Adam + cosine, 12 epochs: test accuracy {result.test_accuracy:.4f}")
+    assert result.test_accuracy >= 0.982

@@ -11,10 +11,11 @@ from __future__ import annotations
 from .backend import Backend, BackendInfo, available_backends, get_backend, use_backend
 from .data import MnistData, load_mnist
 from .errors import (BackendUnavailableError, ConfigError, DataError, ModelFileError,
-                     NNScratchError, TrainingDivergedError)
+                     NNScratchError, RunFolderError, TrainingDivergedError)
 from .model import MLP, load_model
-from .optim import SGD
-from .train import Callback, EpochStats, TrainResult, train
+from .optim import SGD, Adam, LRSchedule
+from .report import build_report
+from .train import Callback, EpochStats, ProgressPrinter, TrainingInterrupted, TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -23,8 +24,13 @@ __all__ = [
     "TrainResult",
     "EpochStats",
     "Callback",
+    "ProgressPrinter",
+    "TrainingInterrupted",
+    "build_report",
     "MLP",
     "SGD",
+    "Adam",
+    "LRSchedule",
     "load_model",
     "load_mnist",
     "MnistData",
@@ -39,5 +45,6 @@ __all__ = [
     "ModelFileError",
     "BackendUnavailableError",
     "TrainingDivergedError",
+    "RunFolderError",
     "__version__",
 ]

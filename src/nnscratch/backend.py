@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 from dataclasses import dataclass
 from importlib import import_module, metadata
@@ -53,6 +54,10 @@ class Backend:
 
     name: str = "base"
     xp: Any = None
+    #: How many training steps may run before the trainer reads their losses back to the host to
+    #: check that they are finite. 1 suits CPU backends, where reading a 0-d array costs nothing;
+    #: a device backend sets more, so that the check does not make every step wait for the device.
+    loss_check_interval: int = 1
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -193,20 +198,61 @@ class Backend:
         return (self.argmax_rows(logits) == labels).sum()
 
     def sgd_update(self, param: Array, grad: Array, lr: float, *, velocity: Array | None = None,
-                   momentum: float = 0.0) -> None:
+                   momentum: float = 0.0, nesterov: bool = False,
+                   weight_decay: float = 0.0) -> None:
         """In place: one step of stochastic gradient descent on ``param``.
 
-        Without ``velocity``: ``param -= lr * grad``. With it (same shape as ``param``):
-        ``velocity = momentum * velocity + grad``, then ``param -= lr * velocity`` (the form
-        PyTorch uses). ``grad`` may be overwritten.
+        ``weight_decay`` first adds the L2 term: ``grad += weight_decay * param``. Without
+        ``velocity``: ``param -= lr * grad``. With it (same shape and dtype as ``param``):
+        ``velocity = momentum * velocity + grad``, then ``param -= lr * velocity``, or with
+        ``nesterov`` ``param -= lr * (grad + momentum * velocity)`` (PyTorch's forms). Scalars are
+        Python floats and do not change the dtype. ``grad`` may be overwritten; ``velocity`` is
+        updated in place.
         """
+        if weight_decay:
+            grad += weight_decay * param
         if velocity is not None:
             velocity *= momentum
             velocity += grad
-            self.xp.multiply(velocity, lr, out=grad)
+            if nesterov:
+                grad += momentum * velocity
+                grad *= lr
+            else:
+                self.xp.multiply(velocity, lr, out=grad)
         else:
             grad *= lr
         param -= grad
+
+    def adam_update(self, param: Array, grad: Array, m: Array, v: Array, lr: float, *,
+                    step: int, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                    weight_decay: float = 0.0) -> None:
+        """In place: one Adam step on ``param`` (Kingma and Ba; PyTorch's form of it).
+
+        ``m`` and ``v`` (same shape and dtype as ``param``, zeros before the first step) are the
+        running first and second moments, updated in place; ``step`` is the 1-based number of
+        this update, for the bias corrections. With ``g = grad + weight_decay * param``::
+
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            param -= (lr / (1 - beta1**step)) * m / (sqrt(v) / sqrt(1 - beta2**step) + eps)
+
+        Scalars are Python floats and do not change the dtype. ``grad`` may be overwritten.
+        """
+        xp = self.xp
+        if weight_decay:
+            grad += weight_decay * param
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        grad *= grad
+        grad *= 1 - beta2
+        v += grad
+        denominator = xp.sqrt(v, out=grad)
+        denominator /= math.sqrt(1 - beta2 ** step)
+        denominator += eps
+        update = xp.divide(m, denominator, out=grad)
+        update *= lr / (1 - beta1 ** step)
+        param -= update
 
 
 # --- the registry ---------------------------------------------------------------------------

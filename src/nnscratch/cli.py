@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import NNScratchError
+
+if TYPE_CHECKING:
+    from .train import TrainingInterrupted, TrainResult
 
 __all__ = ["main", "build_parser"]
 
@@ -30,14 +33,29 @@ class _Parser(argparse.ArgumentParser):
 
 # --- option types: each rejects an impossible value with one sentence ---------------------
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(convert, accept, expected: str):
+    """An argparse type: ``convert(text)``, refused unless ``accept(value)``, saying what was
+    ``expected``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+_non_negative_float = _number(float, lambda v: math.isfinite(v) and v >= 0,
+                              "a number of at least 0")
+_momentum = _number(float, lambda v: 0.0 <= v < 1.0,
+                    "a number from 0 up to (not including) 1")
+_fraction = _number(float, lambda v: 0.0 <= v < 1.0,
+                    "a fraction from 0 up to (not including) 1")
+_seed = _number(int, lambda v: v >= 0, "a non-negative integer")
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -53,70 +71,109 @@ def _batch_size(text: str) -> int | None:
     return None if text == "full" else _positive_int(text)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+def _decay_factor(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a factor above 0 and at most 1, got {text!r}")
     return value
 
 
-def _momentum(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, "
-                                         f"got {text!r}")
-    return value
+def _schedule(text: str) -> str | None:
+    if text not in ("none", "step", "cosine"):
+        raise argparse.ArgumentTypeError(f"expected none, step or cosine, got {text!r}")
+    return None if text == "none" else text
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+def _train_data_path(args: argparse.Namespace) -> str | None:
+    """--data, else for --resume the data path the run recorded (if it was given one)."""
+    if args.data or not args.resume:
+        return args.data
+    from .runs import open_run_folder, read_config
+
+    return read_config(open_run_folder(args.resume)).get("data")
 
 
-# --- commands --------------------------------------------------------------------------------
+def _train_target(args: argparse.Namespace) -> str | None:
+    """Where the run writes (None when resuming: it stays in its folder), checked up front."""
+    from .runs import check_model_target, is_model_path
 
-def _writable_target(path: str) -> Path:
-    """Check before training, not after it, that the model can be written where asked."""
-    target = Path(path)
-    if target.is_dir():
-        raise NNScratchError(f"cannot write the model to {path}: it is a folder")
-    folder = target.parent
-    if not folder.is_dir():
-        raise NNScratchError(f"cannot write the model to {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise NNScratchError(f"cannot write the model to {path}: folder {folder} is not writable")
-    return target
+    if args.resume:
+        if args.out is not None:
+            raise NNScratchError("--out and --resume cannot be used together: a resumed run "
+                                 "stays in its run folder")
+        return None
+    out = args.out or DEFAULT_MODEL_PATH
+    if is_model_path(out):
+        check_model_target(out)
+    return out
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .data import load_mnist
-    from .train import ProgressPrinter, train
+    from .train import ProgressPrinter, TrainingInterrupted, train
 
-    target = _writable_target(args.out)
-    mnist = load_mnist(args.data)
+    out = _train_target(args)
+    mnist = load_mnist(_train_data_path(args))
     print(f"data: {mnist.source}", flush=True)
     printer = None if args.quiet else ProgressPrinter(sys.stdout, every=args.log_every)
-    result = train(mnist, backend=args.backend, hidden=args.hidden, epochs=args.epochs,
-                   batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                   seed=args.seed, dtype=args.dtype, init=args.init, progress=False,
-                   callback=printer)
-    result.save(target)
-    last, epochs = result.history[-1], len(result.history)
-    print(f"test accuracy: {last.test_accuracy:.2%} (loss {last.test_loss:.4f}) after {epochs} "
-          f"epoch{'s' * (epochs != 1)} on {result.model.backend.name}; model saved to {target}")
+    try:
+        result = train(mnist, backend=args.backend, hidden=args.hidden, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                       seed=args.seed, dtype=args.dtype, init=args.init, progress=False,
+                       callback=printer, optimizer=args.optimizer, nesterov=args.nesterov,
+                       weight_decay=args.weight_decay, schedule=args.schedule,
+                       lr_step=args.lr_step, lr_gamma=args.lr_gamma, lr_min=args.lr_min,
+                       validation=args.validation, patience=args.patience, out=out,
+                       resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"nnscratch train: {_interruption(stop)}", file=sys.stderr)
+        return 130
+    _print_trained(result, out)
     if mnist.is_sample:
         print("note: trained on the small bundled sample, not the full MNIST (see 'data:' above)")
+    return 0
+
+
+def _interruption(stop: TrainingInterrupted) -> str:
+    if stop.run_dir is None:
+        return (f"{stop}; nothing was written (with --out FOLDER a run keeps a checkpoint "
+                f"to resume from)")
+    if stop.checkpoint is None:
+        return f"{stop}; {stop.run_dir} has no checkpoint yet: no epoch had finished"
+    saved = "the last checkpoint was kept" if stop.at_once else "checkpoint saved to"
+    return (f"{stop}; {saved} {stop.checkpoint}; "
+            f"resume with: nnscratch train --resume {stop.run_dir}")
+
+
+def _print_trained(result: TrainResult, out: str | None) -> None:
+    from .report import PLOT_HINT
+
+    final, epochs = result.final, len(result.history)
+    print(f"test accuracy: {final.test_accuracy:.2%} (loss {final.test_loss:.4f}) after {epochs} "
+          f"epoch{'s' * (epochs != 1)} on {result.model.backend.name}")
+    if result.best_epoch is not None:
+        stopped = ", stopped early" if result.extra.get("stopped_early") else ""
+        print(f"kept the parameters of epoch {result.best_epoch}, the best on the validation "
+              f"images{stopped}")
+    if result.run_dir is None:
+        print(f"model saved to {out}")
+        return
+    report = result.extra["report"]
+    print(f"run saved in {result.run_dir}: model {result.run_dir / 'model.npz'}, "
+          f"report {report.path}")
+    if not report.has_figures:
+        print(f"the report has no figures: {PLOT_HINT}, then: nnscratch report {result.run_dir}")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .report import PLOT_HINT, build_report
+
+    report = build_report(args.folder)
+    print(f"report written to {report.path}")
+    if report.has_figures:
+        print("figures: " + ", ".join(str(path) for path in report.figures))
+    else:
+        print(f"the report has no figures: {PLOT_HINT}, then run this again")
     return 0
 
 
@@ -194,16 +251,22 @@ def _run_backends(args: argparse.Namespace) -> int:
 
 # --- the parser ------------------------------------------------------------------------------
 
-DATA_HELP = ("folder with the four MNIST IDX files (.gz or raw); default: $NNSCRATCH_DATA, "
-             "then the user cache, then the small sample bundled with nnscratch")
+DATA_HELP = ("where MNIST is: a folder with the four IDX files (.gz or raw), mnist_train.csv "
+             "and mnist_test.csv, Kaggle's train.csv or mnist.npz, or such a CSV or .npz file; "
+             "default: $NNSCRATCH_DATA, then the user cache, then a download into it if "
+             "NNSCRATCH_DOWNLOAD=1, then the small sample bundled with nnscratch (see "
+             "'nnscratch data')")
 BACKEND_HELP = "array backend (see 'nnscratch backends'); default: $NNSCRATCH_BACKEND or numpy"
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "train", help="train a model and write it to a file",
-        description="Train an MLP on MNIST, print a line per epoch and the final test accuracy, "
-                    "and write the model file (only once training has finished).")
+        description="Train an MLP on MNIST, print a line per epoch (with a progress bar in a "
+                    "terminal) and the final test accuracy, and write the model file (only "
+                    "once training has finished) or a run folder. Ctrl-C stops after the "
+                    "current step, saves a checkpoint in the run folder and exits with 130; "
+                    "a loss that becomes NaN or infinite stops the run with exit code 3.")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
     p.add_argument("--hidden", type=_hidden_sizes, default=(128,), metavar="SIZES",
@@ -223,8 +286,39 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=("he", "xavier", "seed"), default="he",
                    help="weight initialisation: he, xavier, or seed (uniform in [0, 0.01), as in "
                         "the blog posts) (default: he)")
-    p.add_argument("--out", default=DEFAULT_MODEL_PATH, metavar="PATH",
-                   help=f"where to write the model file (default: {DEFAULT_MODEL_PATH})")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd (with --momentum, optionally --nesterov) or adam (use a learning "
+                        "rate around 0.001) (default: sgd)")
+    p.add_argument("--nesterov", action="store_true",
+                   help="Nesterov momentum instead of heavy-ball (SGD, needs --momentum > 0)")
+    p.add_argument("--weight-decay", type=_non_negative_float, default=0.0, metavar="L2",
+                   help="L2 weight decay of the weights, not the biases (default: 0)")
+    p.add_argument("--schedule", type=_schedule, default=None, metavar="none|step|cosine",
+                   help="learning-rate schedule, one rate per epoch: step multiplies it by "
+                        "--lr-gamma every --lr-step epochs; cosine falls from --lr towards "
+                        "--lr-min (default: none)")
+    p.add_argument("--lr-step", type=_positive_int, default=None, metavar="N",
+                   help="epochs between the step schedule's drops (default: a third of --epochs)")
+    p.add_argument("--lr-gamma", type=_decay_factor, default=0.1, metavar="G",
+                   help="the step schedule's factor per drop, in (0, 1] (default: 0.1)")
+    p.add_argument("--lr-min", type=_non_negative_float, default=0.0, metavar="LR",
+                   help="where the cosine schedule ends (default: 0)")
+    p.add_argument("--validation", type=_fraction, default=0.0, metavar="FRACTION",
+                   help="hold out this fraction of the training images; the model keeps the "
+                        "parameters of the epoch with the lowest validation loss (default: 0)")
+    p.add_argument("--patience", type=_positive_int, default=None, metavar="N",
+                   help="with --validation, stop after N epochs without a better validation "
+                        "loss (default: train all --epochs)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help=f"a path ending in .npz: write just the model file there (default: "
+                        f"{DEFAULT_MODEL_PATH}); any other path: a run folder, created, with the "
+                        f"model (model.npz), config.json, metrics.csv, a checkpoint after every "
+                        f"epoch and report.html; ending in / it makes a new run folder inside, "
+                        f"named after the time and layer sizes")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue the run in folder RUN from its checkpoint with its saved "
+                        "settings, bit-identical to an uninterrupted run on numpy; it needs "
+                        "the same data: give the same --data as the first run")
     p.add_argument("--log-every", type=_positive_int, default=1, metavar="N",
                    help="print every N-th epoch's line; the first and last are always printed "
                         "(default: 1)")
@@ -259,6 +353,124 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_compare)
 
 
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "report", help="rebuild a run folder's report.html",
+        description="Write report.html in a run folder from its files: training curves, the "
+                    "confusion matrix, the worst misclassified test digits, the first layer's "
+                    "weights and the settings, with the figures as PNG files beside it (they "
+                    "need matplotlib: pip install \"nnscratch[plot]\").")
+    p.add_argument("folder", metavar="RUN", help="a run folder written by 'nnscratch train "
+                                                 "--out RUN'")
+    p.set_defaults(run=_run_report)
+
+
+# --- data and predict ----------------------------------------------------------------------------
+
+_PLACES = {"path": "the path given,", "env": "NNSCRATCH_DATA,", "cache": "the user cache,",
+           "download": "a download into the user cache,", "sample": "the small bundled sample,"}
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from .data import explain_mnist, find_mnist
+    from .download import configured_mirrors
+
+    source = find_mnist(args.data)
+    print(f"MNIST would come from {_PLACES[source.kind]} {source.location}: {source.reason}")
+    rows = explain_mnist(args.data)
+    width = max(len(place) for place, _ in rows)
+    for place, finding in rows:
+        print(f"  {place:<{width}}  {finding}")
+    print(f"download mirrors: {', '.join(configured_mirrors())}")
+    return 0
+
+
+def _run_data_download(args: argparse.Namespace) -> int:
+    from .data import ENV_VAR, user_cache_dir
+    from .download import Fetched, download_mnist
+
+    def report(fetched: Fetched) -> None:
+        how = "already there" if fetched.mirror is None else f"downloaded from {fetched.mirror}"
+        print(f"{fetched.name}: {how} ({fetched.size:,} bytes), SHA-256 verified", flush=True)
+
+    folder = user_cache_dir() / "mnist"
+    download_mnist(folder, report=report)
+    print(f"the full MNIST is in {folder}; nnscratch uses it when neither --data nor {ENV_VAR} "
+          "names other data")
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .imageprep import read_digit, save_digit
+    from .model import load_model
+
+    model = load_model(args.model, backend=args.backend)
+    digits = np.stack([read_digit(path) for path in args.images])
+    for path, probs in zip(args.images, model.predict_proba(digits)):
+        ranked = np.argsort(-probs, kind="stable")[:args.top]
+        shown = ", ".join(f"{digit}: {probs[digit]:.1%}" for digit in ranked)
+        print(f"{path}: {ranked[0]}  ({shown})")
+    if args.show_input:
+        for path, digit, target in zip(args.images, digits,
+                                       _input_image_paths(args.show_input, len(digits))):
+            save_digit(digit, target)
+            print(f"the 28x28 input the model saw for {path} is in {target}")
+    return 0
+
+
+def _input_image_paths(path: str, count: int) -> list[Path]:
+    """``path`` for one image; for several, ``path`` numbered before its suffix (a-1.png...)."""
+    target = Path(path)
+    if count == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}-{i}{target.suffix}") for i in range(1, count + 1)]
+
+
+def _add_data(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "data", help="say where the data would come from and why; download it",
+        description="Say where the other commands would read MNIST from right now, and why, "
+                    "place by place in the order they are tried: --data, $NNSCRATCH_DATA, the "
+                    "user cache, a download, the small bundled sample. Nothing is ever "
+                    "downloaded unasked: 'nnscratch data download' does it, and so does any "
+                    "command when NNSCRATCH_DOWNLOAD=1 and the cache lacks the data.")
+    p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    d = actions.add_parser(
+        "download", help="download the full MNIST into the user cache",
+        description="Download the four MNIST IDX files into the user cache ($NNSCRATCH_CACHE, "
+                    "else $XDG_CACHE_HOME/nnscratch, else ~/.cache/nnscratch; its mnist folder) "
+                    "from the first mirror that serves each intact, trying the next on any "
+                    "failure. Each file is verified against a pinned SHA-256 before it is kept, "
+                    "and a file already there and intact is not downloaded again. Mirrors: "
+                    "NNSCRATCH_MIRRORS (comma-separated base URLs) replaces the built-in list.")
+    d.set_defaults(run=_run_data_download)
+    p.set_defaults(run=_run_data)
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "predict", help="read handwritten digits from photos or scans",
+        description="Prepare each image the way MNIST's digits were made (gray levels, "
+                    "inverted when the background is light, cropped to the ink, scaled to fit "
+                    "20x20 keeping the aspect ratio, centred by its centre of mass in 28x28) "
+                    "and print the digit the model reads with its likeliest alternatives. One "
+                    "digit per image: crop a photo to it. Reading images needs Pillow: "
+                    "pip install 'nnscratch[images]'.")
+    p.add_argument("model", metavar="MODEL", help="a model file written by 'nnscratch train'")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (PNG, JPEG, ...), each showing one digit")
+    p.add_argument("--show-input", metavar="PATH",
+                   help="save the 28x28 image the model saw as PATH (e.g. seen.png); with "
+                        "several images, as PATH numbered -1, -2, ... before its suffix")
+    p.add_argument("--top", type=_positive_int, default=3, metavar="K",
+                   help="how many of the likeliest digits to show (default: 3)")
+    p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
+    p.set_defaults(run=_run_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nnscratch`` command."""
     parser = _Parser(prog="nnscratch",
@@ -274,10 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
     p.set_defaults(run=_run_evaluate)
     _add_compare(commands)
+    _add_report(commands)
     p = commands.add_parser("backends", help="list the backends and whether they can run here",
                             description="List every known backend: available, or why not and "
                                         "how to install it.")
     p.set_defaults(run=_run_backends)
+    _add_data(commands)
+    _add_predict(commands)
     return parser
 
 

@@ -87,11 +87,14 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 def compare_backends(reference: str, other: str, data: MnistData, *, steps: int = 300,
                      dtype: str = "float32", hidden: Sequence[int] = (128,),
                      batch_size: int | None = 128, lr: float = 0.1, momentum: float = 0.0,
-                     seed: int = 0, init: str = "he") -> Comparison:
+                     seed: int = 0, init: str = "he", optimizer: str = "sgd",
+                     nesterov: bool = False, weight_decay: float = 0.0) -> Comparison:
     """Train on both backends from the same seed for ``steps`` steps, comparing the batch loss
-    and every parameter after each step, then both models' test accuracy."""
+    and every parameter after each step, then both models' test accuracy. The optimiser
+    settings are :func:`~nnscratch.train`'s."""
     settings = {"hidden": hidden, "batch_size": batch_size, "lr": lr, "momentum": momentum,
-                "seed": seed, "dtype": dtype, "init": init}
+                "seed": seed, "dtype": dtype, "init": init, "optimizer": optimizer,
+                "nesterov": nesterov, "weight_decay": weight_decay}
     ref = Trainer(data, backend=reference, **settings)
     oth = Trainer(data, backend=other, **settings)
     differences: list[StepDifference] = []

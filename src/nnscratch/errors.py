@@ -13,6 +13,7 @@ __all__ = [
     "ModelFileError",
     "BackendUnavailableError",
     "TrainingDivergedError",
+    "RunFolderError",
 ]
 
 
@@ -36,6 +37,10 @@ class ModelFileError(NNScratchError, ValueError):
 
 class BackendUnavailableError(NNScratchError, RuntimeError):
     """A backend is unknown, not installed, or cannot run on this machine."""
+
+
+class RunFolderError(NNScratchError, ValueError):
+    """A run folder or its checkpoint is missing, incomplete, corrupt or not what was asked."""
 
 
 class TrainingDivergedError(NNScratchError, ArithmeticError):

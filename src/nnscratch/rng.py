@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["INIT_SCHEMES", "generators", "init_params", "batch_order"]
+__all__ = ["INIT_SCHEMES", "generators", "init_params", "batch_order", "validation_split"]
 
 INIT_SCHEMES = ("he", "xavier", "seed")
 
@@ -54,3 +54,21 @@ def init_params(layer_sizes: Sequence[int], scheme: str,
 def batch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     """A fresh permutation of ``range(n)``: the order of one epoch's samples."""
     return rng.permutation(n)
+
+
+def validation_split(seed: int, n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``(train, validation)`` of a training set of ``n`` images when ``fraction`` of
+    them (rounded, at least one) are held out for validation, both sorted.
+
+    Drawn from a third stream of ``seed``, so holding out data changes neither the initial
+    weights nor how the batch order is drawn.
+    """
+    if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+            and 0 < fraction < 1):
+        raise ConfigError(f"validation must be a fraction above 0 and below 1; got {fraction!r}")
+    held_out = max(1, round(n * fraction))
+    if held_out >= n:
+        raise ConfigError(f"validation {fraction:g} of {n} training images leaves none to train on")
+    split_rng = np.random.default_rng(seed).spawn(3)[2]
+    rows = split_rng.permutation(n)
+    return np.sort(rows[held_out:]), np.sort(rows[:held_out])

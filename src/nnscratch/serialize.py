@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata as _dist_metadata
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +32,8 @@ __all__ = [
     "write_model_file",
     "read_model_file",
     "layer_sizes_from_params",
+    "atomic_file",
+    "json_text",
 ]
 
 FORMAT = "nnscratch-mlp"
@@ -164,9 +166,16 @@ def _json_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
+def json_text(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON text: NumPy scalars become numbers; NaN and infinity are refused
+    (``ValueError``), since JSON has no spelling for them."""
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, default=_json_scalar,
+                      indent=indent)
+
+
 def _encode_metadata(metadata: Mapping[str, Any]) -> np.ndarray:
     try:
-        text = json.dumps(metadata, allow_nan=False, ensure_ascii=False, default=_json_scalar)
+        text = json_text(metadata)
     except (TypeError, ValueError) as exc:
         raise _Invalid(f"its metadata is not JSON-serializable ({exc})") from None
     blob = text.encode("utf-8")
@@ -201,12 +210,17 @@ def _new_file_mode() -> int | None:
     return None
 
 
-def _write_atomically(target: Path, members: Mapping[str, np.ndarray]) -> None:
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write that appears at ``target`` whole when the ``with`` block ends, or
+    not at all: it is written beside it under a temporary name, fsynced and renamed over it. On
+    any exception (Ctrl-C included) the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            # A file object, not a path: np.savez would append ".npz" to a path.
-            np.savez(handle, **members)
+            yield handle
             handle.flush()
             mode = _new_file_mode()
             if mode is not None:
@@ -217,6 +231,12 @@ def _write_atomically(target: Path, members: Mapping[str, np.ndarray]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _write_atomically(target: Path, members: Mapping[str, np.ndarray]) -> None:
+    with atomic_file(target) as handle:
+        # A file object, not a path: np.savez would append ".npz" to a path.
+        np.savez(handle, **members)
 
 
 def write_model_file(path: str | os.PathLike, params: Mapping[str, np.ndarray],

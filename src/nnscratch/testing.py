@@ -112,6 +112,12 @@ DTYPES = ("float32", "float64")
 REQUIRE_ENV_VAR = "NNSCRATCH_REQUIRE_BACKENDS"
 MATMUL_SHAPES = ((1, 784, 10), (7, 13, 5), (128, 784, 128), (33, 10, 1))
 BATCHES = (1, 13, 128)
+SGD_SETTINGS = ((0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.0, False, 0.01),
+                (0.9, True, 0.01))
+OPTIMIZER_SETTINGS = (
+    {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    {"optimizer": "adam", "lr": 0.002, "weight_decay": 1e-4},
+)
 
 
 def _host(backend: Any, a: Any) -> np.ndarray:
@@ -271,8 +277,8 @@ class BackendAgreementSuite:
                            exact=True)
         assert count.shape == () and int(count) == int((logits.argmax(1) == labels).sum())
 
-    @pytest.mark.parametrize("momentum", [0.0, 0.9])
-    def test_sgd_update(self, backend, reference, dtype, momentum):
+    @pytest.mark.parametrize("momentum,nesterov,weight_decay", SGD_SETTINGS)
+    def test_sgd_update(self, backend, reference, dtype, momentum, nesterov, weight_decay):
         shape = (784, 33)
         param0, grads = _normal(1, shape, dtype), [_normal(s, shape, dtype) for s in (2, 3)]
         finals = []
@@ -280,9 +286,28 @@ class BackendAgreementSuite:
             param = b.asarray(param0)
             velocity = b.zeros(shape, dtype) if momentum else None
             for g in grads:
-                b.sgd_update(param, b.asarray(g), 0.1, velocity=velocity, momentum=momentum)
-            finals.append(_host(b, param))
-        assert_same_array(finals[0], finals[1].astype(np.float64), dtype, what="sgd_update")
+                b.sgd_update(param, b.asarray(g), 0.1, velocity=velocity, momentum=momentum,
+                             nesterov=nesterov, weight_decay=weight_decay)
+            finals.append([_host(b, a) for a in (param, velocity) if a is not None])
+        for actual, expected in zip(*finals):
+            assert_same_array(actual, expected.astype(np.float64), dtype, what="sgd_update")
+
+    @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+    def test_adam_update(self, backend, reference, dtype, weight_decay):
+        shape = (784, 33)
+        param0 = _normal(1, shape, dtype)
+        # gradients of very different sizes: Adam's step must not depend on their scale
+        grads = [_normal(s, shape, dtype, scale) for s, scale in ((2, 1.0), (3, 1e-3), (4, 30))]
+        finals = []
+        for b in (backend, reference):
+            param, m, v = b.asarray(param0), b.zeros(shape, dtype), b.zeros(shape, dtype)
+            for step, g in enumerate(grads, start=1):
+                b.adam_update(param, b.asarray(g), m, v, 0.01, step=step,
+                              weight_decay=weight_decay)
+            finals.append([_host(b, a) for a in (param, m, v)])
+        for what, actual, expected in zip(("param", "m", "v"), *finals):
+            assert_same_array(actual, expected.astype(np.float64), dtype,
+                              what=f"adam_update {what}")
 
     def test_moving_data(self, backend, dtype):
         host = np.arange(12, dtype=dtype).reshape(3, 4)
@@ -334,6 +359,64 @@ class BackendAgreementSuite:
         assert comparison.failures() == []
         # the same decisions on (nearly) every test image: 2,000 images, at most 2 may differ
         assert abs(comparison.other_accuracy - comparison.reference_accuracy) <= 0.001
+
+    @pytest.mark.parametrize("optimizer", OPTIMIZER_SETTINGS)
+    def test_training_with_each_optimizer_matches_reference(self, backend, reference, dtype,
+                                                            optimizer):
+        from .compare import compare_backends
+
+        comparison = compare_backends(reference.name, backend.name, _sample(), steps=100,
+                                      dtype=dtype, hidden=(64,), **optimizer)
+        assert comparison.failures() == []
+
+    @pytest.mark.parametrize("optimizer", OPTIMIZER_SETTINGS)
+    @pytest.mark.parametrize("where", ["inside an epoch", "between epochs"])
+    def test_interrupted_and_resumed_run_is_bit_identical(self, backend, optimizer, where,
+                                                          tmp_path):
+        """Ctrl-C (a real SIGINT, sent to this process after step 20 of epoch 2, or as epoch 1
+        ends) and resume give exactly the parameters and metrics of the run that was not
+        interrupted."""
+        import signal
+
+        from .runs import read_metrics
+        from .train import Callback, TrainingInterrupted, train
+
+        class Interrupt(Callback):
+            def on_epoch_start(self, epoch, epochs, steps):
+                self.epoch = epoch
+
+            def on_step(self, step):
+                if where == "inside an epoch" and (self.epoch, step) == (2, 20):
+                    os.kill(os.getpid(), signal.SIGINT)
+
+            def on_epoch_end(self, stats):
+                if where == "between epochs" and stats.epoch == 1:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        settings = dict(backend=backend, hidden=(32,), epochs=3, batch_size=100,
+                        schedule="cosine", validation=0.1, progress=False, **optimizer)
+        whole = train(_sample(), out=tmp_path / "whole", **settings)
+        with pytest.raises(TrainingInterrupted) as stop:
+            train(_sample(), out=tmp_path / "cut", callback=Interrupt(), **settings)
+        assert (stop.value.epoch, stop.value.step) == ((2, 21) if where == "inside an epoch"
+                                                       else (2, 0))
+        assert stop.value.checkpoint == tmp_path / "cut" / "checkpoint.npz"
+        resumed = train(_sample(), resume=tmp_path / "cut", backend=backend, progress=False)
+        for name, value in whole.model.params().items():
+            np.testing.assert_array_equal(resumed.model.params()[name], value, err_msg=name)
+        drop_seconds = [{k: v for k, v in row.items() if k != "seconds"}
+                        for row in (read_metrics(tmp_path / "whole") +
+                                    read_metrics(tmp_path / "cut"))]
+        assert drop_seconds[:3] == drop_seconds[3:] and len(drop_seconds) == 6
+
+    def test_divergence_names_the_epoch_and_step(self, backend):
+        from .errors import TrainingDivergedError
+        from .train import train
+
+        with pytest.raises(TrainingDivergedError,
+                           match=r"at epoch 1, step [2-9]: the loss became \S+; the "
+                                 r"learning rate \(1e\+06\) is probably too large"):
+            train(_sample(), backend=backend, hidden=(32,), epochs=1, lr=1e6, progress=False)
 
     def test_same_seed_is_bit_identical(self, backend):
         from .train import train

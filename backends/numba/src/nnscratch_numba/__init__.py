@@ -159,7 +159,13 @@ class NumbaBackend(Backend):
         return numpy.array(self._kernels.count_correct(logits, labels), dtype=numpy.int64)
 
     def sgd_update(self, param: Array, grad: Array, lr: float, *, velocity: Array | None = None,
-                   momentum: float = 0.0) -> None:
+                   momentum: float = 0.0, nesterov: bool = False,
+                   weight_decay: float = 0.0) -> None:
+        # Nesterov and weight decay take the NumPy default: no kernel for them has been measured.
+        if nesterov or weight_decay:
+            super().sgd_update(param, grad, lr, velocity=velocity, momentum=momentum,
+                               nesterov=nesterov, weight_decay=weight_decay)
+            return
         # On small arrays NumPy's ufunc calls cost less than a kernel call (see README.md);
         # both round alike, so the choice changes no bits.
         if velocity is None and param.size >= _KERNEL_MIN_SGD:

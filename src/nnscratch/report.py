@@ -1,0 +1,343 @@
+"""The report of a run: ``report.html``, one self-contained page that opens offline in any
+browser, and its figures as PNG files beside it.
+
+Everything comes from the run folder's own files (config.json, metrics.csv, model.npz,
+predictions.npz; see :mod:`nnscratch.runs`), so ``nnscratch report RUN`` can rebuild it at any
+time. The figures are drawn by matplotlib (the optional extra ``nnscratch[plot]``) with its
+Agg renderer, so no display is needed; without matplotlib the page still has the settings, the
+metrics and the confusion matrix as tables, and says how to get the pictures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .serialize import atomic_file, read_model_file
+
+__all__ = ["build_report", "Report", "plotting_available", "confusion_matrix", "PLOT_HINT"]
+
+PLOT_HINT = 'pip install "nnscratch[plot]"'
+SHOWN_MISTAKES = 40   # 5 rows of 8
+SHOWN_UNITS = 64      # 4 rows of 16 hidden units of the first layer
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`build_report` wrote: the page and the PNG figures beside it (none when
+    matplotlib is not installed)."""
+
+    path: Path
+    figures: tuple[Path, ...]
+
+    @property
+    def has_figures(self) -> bool:
+        return bool(self.figures)
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib can be imported, so that reports get their figures."""
+    try:
+        import matplotlib  # noqa: F401  (importing it is the check)
+    except ImportError:
+        return False
+    return True
+
+
+def build_report(run: str | os.PathLike) -> Report:
+    """Write ``report.html`` (and, with matplotlib, its PNG figures) in the run folder ``run``
+    from the files there; return what was written. Works on unfinished runs too: the parts that
+    need the final model say so."""
+    folder = runs.open_run_folder(run)
+    config = runs.read_config(folder)
+    metrics = runs.read_metrics(folder)
+    predictions = runs.read_predictions(folder)
+    weights = _first_layer(folder)
+    pictures = _draw(folder, metrics, predictions, weights) if plotting_available() else {}
+    page = _page(folder, config, metrics, predictions, weights, pictures)
+    path = runs.write_text(folder / runs.REPORT, page)
+    return Report(path, tuple(folder / f"{name}.png" for name in pictures))
+
+
+def _first_layer(folder: Path) -> np.ndarray | None:
+    if not (folder / runs.MODEL).exists():
+        return None
+    params, _ = read_model_file(folder / runs.MODEL)
+    return params["W1"]
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
+    """Counts (classes, classes): row = true digit, column = predicted digit."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
+# --- figures (matplotlib) -------------------------------------------------------------------
+
+def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, Any] | None,
+          weights: np.ndarray | None) -> dict[str, bytes]:
+    """Each figure that the run's files allow, as PNG bytes, also written beside the page."""
+    makers: dict[str, Callable[[Any], Any]] = {}
+    if metrics:
+        makers["curves"] = lambda fig: _curves(fig, metrics)
+    if predictions is not None:
+        makers["confusion"] = lambda fig: _confusion(fig, predictions)
+        if len(predictions["worst_index"]):
+            makers["mistakes"] = lambda fig: _mistakes(fig, predictions)
+    if weights is not None:
+        makers["weights"] = lambda fig: _weights(fig, weights)
+    pictures = {}
+    for name, make in makers.items():
+        pictures[name] = _png(make)
+        with atomic_file(folder / f"{name}.png") as handle:
+            handle.write(pictures[name])
+    return pictures
+
+
+def _png(make: Callable[[Any], Any]) -> bytes:
+    # The object-oriented API with Agg: no pyplot, so no global state and no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(layout="constrained")
+    FigureCanvasAgg(figure)
+    make(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _series(metrics: list[dict[str, Any]], key: str) -> list[float] | None:
+    values = [row[key] for row in metrics]
+    return None if any(v is None for v in values) else values
+
+
+def _curves(figure: Any, metrics: list[dict[str, Any]]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    figure.set_size_inches(12, 3.6)
+    loss, accuracy, rate = figure.subplots(1, 3)
+    epochs = [row["epoch"] for row in metrics]
+    for axes, keys in ((loss, ("loss", "val_loss", "test_loss")),
+                       (accuracy, ("train_accuracy", "val_accuracy", "test_accuracy"))):
+        for key, label in zip(keys, ("training (running)", "validation", "test")):
+            values = _series(metrics, key)
+            if values is not None:
+                scale = 100 if axes is accuracy else 1
+                axes.plot(epochs, [scale * v for v in values], marker="o", markersize=3,
+                          label=label)
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend()
+    loss.set_title("loss (cross-entropy)")
+    accuracy.set_title("accuracy (%)")
+    rates = _series(metrics, "lr")
+    if rates is not None:
+        rate.plot(epochs, rates, marker="o", markersize=3, color="tab:purple")
+    rate.set_title("learning rate")
+    rate.set_xlabel("epoch")
+    rate.xaxis.set_major_locator(MaxNLocator(integer=True))
+    rate.grid(alpha=0.3)
+
+
+def _confusion(figure: Any, predictions: dict[str, Any]) -> None:
+    counts = confusion_matrix(predictions["labels"], predictions["predicted"])
+    figure.set_size_inches(6.4, 5.6)
+    axes = figure.subplots()
+    # log scale: the diagonal holds ~1,000 per digit, the mistakes a handful; both must show
+    image = axes.imshow(np.log10(1 + counts), cmap="Blues")
+    threshold = np.log10(1 + counts).max() / 2
+    for (true, pred), count in np.ndenumerate(counts):
+        if count:
+            color = "white" if np.log10(1 + count) > threshold else "black"
+            axes.text(pred, true, str(count), ha="center", va="center", fontsize=8, color=color)
+    axes.set_xticks(range(10))
+    axes.set_yticks(range(10))
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    accuracy = np.trace(counts) / counts.sum()
+    axes.set_title(f"confusion matrix: {counts.sum() - np.trace(counts)} mistakes "
+                   f"in {counts.sum():,} ({accuracy:.2%} right)")
+    figure.colorbar(image, ax=axes, label="log10(1 + count)")
+
+
+def _mosaic(tiles: np.ndarray, columns: int, gap: int, fill: float) -> np.ndarray:
+    """(n, 28, 28) tiles laid out in rows of ``columns``, each followed by ``gap`` pixels of
+    ``fill`` (below: room for a caption): one image, drawn by one imshow, where a subplot per
+    tile would take seconds."""
+    rows = -(-len(tiles) // columns)
+    step = 28 + gap
+    canvas = np.full((rows * step, columns * step - gap), fill, dtype=np.float64)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * step:r * step + 28, c * step:c * step + 28] = tile
+    return canvas
+
+
+def _mistakes(figure: Any, predictions: dict[str, Any]) -> None:
+    shown = min(len(predictions["worst_index"]), SHOWN_MISTAKES)
+    images = predictions["worst_images"][:shown].reshape(-1, 28, 28)
+    probs = predictions["worst_probs"][:shown]
+    labels = predictions["labels"][predictions["worst_index"][:shown]]
+    columns, gap = 8, 22  # the gap leaves room for each digit's caption
+    canvas = _mosaic(images, columns, gap, 0)
+    figure.set_size_inches(12, 12 * canvas.shape[0] / canvas.shape[1] + 0.5)
+    axes = figure.subplots()
+    axes.imshow(canvas, cmap="gray_r", vmin=0, vmax=255)
+    axes.set_axis_off()
+    for i in range(shown):
+        r, c = divmod(i, columns)
+        predicted, true = int(probs[i].argmax()), int(labels[i])
+        axes.text(c * (28 + gap) + 14, r * (28 + gap) + 28.5,
+                  f"{true} read as {predicted}\np={probs[i, predicted]:.2f}, "
+                  f"p({true})={probs[i, true]:.2f}", ha="center", va="top", fontsize=8)
+    axes.set_title("the test digits misclassified with the most confidence "
+                   "(true digit, prediction, probabilities)")
+
+
+def _weights(figure: Any, weights: np.ndarray) -> None:
+    shown = min(weights.shape[1], SHOWN_UNITS)
+    tiles = weights[:, :shown].T.reshape(-1, 28, 28)
+    # each unit on its own scale, so that units with small weights show their pattern too
+    tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)
+    canvas = _mosaic(tiles, min(shown, 16), 2, np.nan)
+    figure.set_size_inches(12, 12 * canvas.shape[0] / canvas.shape[1] + 0.5)
+    axes = figure.subplots()
+    axes.imshow(canvas, cmap="RdBu_r", vmin=-1, vmax=1)
+    axes.set_axis_off()
+    axes.set_title(f"first-layer weights of hidden units 1-{shown} of {weights.shape[1]} as "
+                   f"28x28 images, each on its own scale (red positive, blue negative)")
+
+
+# --- the page --------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1240px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f4f4f4; } td.key { text-align: left; font-family: monospace; }
+img { max-width: 100%; } .note { color: #8a5a00; } .muted { color: #666; }
+"""
+
+
+def _page(folder: Path, config: dict[str, Any], metrics: list[dict[str, Any]],
+          predictions: dict[str, Any] | None, weights: np.ndarray | None,
+          pictures: dict[str, bytes]) -> str:
+    finished = predictions is not None and weights is not None
+    sections = [
+        _section("Training curves", _picture(pictures, "curves", "training curves")
+                 if metrics else _note("no epoch has finished yet")),
+        _section("Confusion matrix on the test set", _confusion_part(predictions, pictures)),
+        _section("Worst mistakes", _mistakes_part(folder, predictions, pictures)),
+        _section("First-layer weights", _picture(pictures, "weights", "first-layer weights")
+                 if weights is not None else _unfinished(folder)),
+        _section("Settings", _settings_table(config)),
+        _section("Epochs", _metrics_table(metrics)),
+    ]
+    hint = "" if pictures or not (metrics or finished) else _note(
+        f"The figures need matplotlib: {PLOT_HINT}, then run: nnscratch report {folder}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>nnscratch run {html.escape(folder.name)}</title>"
+            f"<style>{_STYLE}</style></head><body>\n"
+            f"<h1>nnscratch run {html.escape(folder.name)}</h1>\n"
+            f"{_summary(config, metrics, finished)}\n{hint}\n{''.join(sections)}"
+            f"</body></html>\n")
+
+
+def _section(title: str, body: str) -> str:
+    return f"<h2>{html.escape(title)}</h2>\n{body}\n"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text, quote=False)}</p>'
+
+
+def _unfinished(folder: Path) -> str:
+    return _note(f"available once the run has finished (continue it with: "
+                 f"nnscratch train --resume {folder})")
+
+
+def _picture(pictures: dict[str, bytes], name: str, alt: str) -> str:
+    if name not in pictures:
+        return _note(f"no picture: {PLOT_HINT}")
+    # Embedded, so the page stays whole when copied alone; the same PNG is beside it too.
+    data = base64.b64encode(pictures[name]).decode("ascii")
+    return f'<img id="{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _summary(config: dict[str, Any], metrics: list[dict[str, Any]], finished: bool) -> str:
+    t = config.get("training", {})
+    sizes = "-".join(map(str, config.get("layer_sizes", [])))
+    parts = [f"{sizes} network, {t.get('optimizer', 'sgd')}, lr {t.get('lr')}",
+             f"{t.get('schedule') or 'constant'} schedule", f"backend {t.get('backend')}",
+             f"{len(metrics)} of {t.get('epochs')} epochs done"]
+    if metrics:
+        last = metrics[-1]
+        parts.append(f"last test accuracy {last['test_accuracy']:.2%}")
+    if not finished:
+        parts.append("the run has not finished")
+    source = html.escape(str(config.get("data_source", "")))
+    return (f"<p>{html.escape('; '.join(parts))}.</p>\n"
+            f'<p class="muted">data: {source}</p>')
+
+
+def _confusion_part(predictions: dict[str, Any] | None, pictures: dict[str, bytes]) -> str:
+    if predictions is None:
+        return _note("available once the run has finished")
+    if "confusion" in pictures:
+        return _picture(pictures, "confusion", "confusion matrix")
+    counts = confusion_matrix(predictions["labels"], predictions["predicted"])
+    head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{d}</th>" for d in range(10))
+    rows = "".join(f"<tr><th>{d}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                   for d, row in enumerate(counts))
+    return f"<table>{head}</tr>{rows}</table>"
+
+
+def _mistakes_part(folder: Path, predictions: dict[str, Any] | None,
+                   pictures: dict[str, bytes]) -> str:
+    if predictions is None:
+        return _unfinished(folder)
+    if not len(predictions["worst_index"]):
+        return _note("no test digit was misclassified")
+    return _picture(pictures, "mistakes", "misclassified test digits")
+
+
+def _settings_table(config: dict[str, Any]) -> str:
+    items = {**config.get("training", {}), "layer_sizes": config.get("layer_sizes"),
+             "data": config.get("data"), "started": config.get("started"),
+             "nnscratch_version": config.get("nnscratch_version")}
+    rows = "".join(f'<tr><td class="key">{html.escape(str(k))}</td>'
+                   f'<td class="key">{html.escape(str(v))}</td></tr>' for k, v in items.items())
+    return f"<table>{rows}</table>"
+
+
+def _format_metric(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if key == "epoch":
+        return str(value)
+    if "accuracy" in key:
+        return f"{value:.2%}"
+    return f"{value:.4g}" if key == "lr" else f"{value:.4f}" if "loss" in key else f"{value:.2f}"
+
+
+def _metrics_table(metrics: Sequence[dict[str, Any]]) -> str:
+    if not metrics:
+        return _note("no epoch has finished yet")
+    columns = [c for c in runs.METRIC_COLUMNS if any(row[c] is not None for row in metrics)]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_format_metric(c, row[c])}</td>" for c in columns)
+                   + "</tr>" for row in metrics)
+    return f"<table><tr>{head}</tr>{rows}</table>"
