@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +71,24 @@ def test_sigint_then_resume_is_bit_identical(tmp_path, clean_env):
         np.testing.assert_array_equal(resumed[name], value, err_msg=name)
     assert metrics_without_seconds(cut) == metrics_without_seconds(whole)
     assert not (cut / "checkpoint.npz").exists()
+
+
+def test_resume_reads_the_data_the_run_was_given(tmp_path, clean_env):
+    """A run trained on ``--data PATH`` records the path, so ``--resume`` alone finds it again
+    (here the bundled sample's folder, given explicitly, so that the default would differ)."""
+    given = tmp_path / "mnist"
+    given.mkdir()
+    for idx in (Path(nnscratch.__file__).parent / "sample").glob("*.gz"):
+        (given / idx.name).write_bytes(idx.read_bytes())
+    cut = tmp_path / "cut"
+    code, _, err = interrupt(["train", *SETTINGS, "--data", str(given), "--out", str(cut)],
+                             clean_env, "epoch 1/9")
+    assert code == 130, err
+    assert runs.read_config(cut)["data"] == str(given.resolve())
+
+    proc = run(["train", "--resume", str(cut)], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"data: MNIST IDX files in {given.resolve()}")
 
 
 def test_lr_1e6_stops_in_the_first_epoch_with_exit_3(tmp_path, clean_env):

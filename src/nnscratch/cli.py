@@ -317,8 +317,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         f"named after the time and layer sizes")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the run in folder RUN from its checkpoint with its saved "
-                        "settings, bit-identical to an uninterrupted run on numpy; it needs "
-                        "the same data: give the same --data as the first run")
+                        "settings, bit-identical to an uninterrupted run on numpy, on the data "
+                        "it recorded (the path it was given) unless --data names another copy")
     p.add_argument("--log-every", type=_positive_int, default=1, metavar="N",
                    help="print every N-th epoch's line; the first and last are always printed "
                         "(default: 1)")

@@ -113,6 +113,9 @@ class MnistData:
     y_test: np.ndarray = field(repr=False)
     source: str
     is_sample: bool
+    #: The file or folder the data was read from (``None`` for the bundled sample and for data
+    #: made from arrays): a run folder records it so that ``--resume`` finds the same data.
+    location: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -882,7 +885,9 @@ def load_mnist(path: str | os.PathLike | None = None, *,
         (x_train, y_train, x_test, y_test), note = _hold_out_test(x_train, y_train,
                                                                   match.location)
     description = _describe_source(source, match, len(x_train), len(x_test), note)
-    return MnistData(x_train, y_train, x_test, y_test, description, source.kind == "sample")
+    is_sample = source.kind == "sample"
+    return MnistData(x_train, y_train, x_test, y_test, description, is_sample,
+                     None if is_sample else source.location.resolve())
 
 
 def _describe_source(source: DataSource, match: _Match, n_train: int, n_test: int,

@@ -441,7 +441,11 @@ class _Session:
         self.folder = runs.create_run_folder(out, self.trainer.model.layer_sizes)
         from . import __version__
 
-        data_path = str(Path(data).resolve()) if isinstance(data, (str, os.PathLike)) else None
+        if isinstance(data, (str, os.PathLike)):
+            data_path = str(Path(data).resolve())
+        else:
+            location = getattr(data, "location", None)
+            data_path = None if location is None else str(location)
         runs.write_config(self.folder, {
             "nnscratch_version": __version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "layer_sizes": list(self.trainer.model.layer_sizes), "training": self.settings,
