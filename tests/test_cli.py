@@ -117,6 +117,15 @@ def test_diverging_run_exits_3_and_writes_nothing(tmp_path, clean_env):
     assert not model.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_an_unknown_backend_fails_before_any_data_is_read(how, clean_env):
+    env = dict(clean_env, NNSCRATCH_BACKEND="nope") if how == "environment" else clean_env
+    proc = run(["train", "--epochs", "1"] + (["--backend", "nope"] if how == "option" else []),
+               env)
+    assert_user_error(proc, "unknown backend", "nope")
+    assert proc.stdout == ""
+
+
 def test_evaluate_on_another_backend_name_fails_cleanly(tmp_path, clean_env):
     model = tmp_path / "m.npz"
     assert run(["train", "--epochs", "1", "--hidden", "8", "--out", str(model)],

@@ -109,10 +109,13 @@ def _train_target(args: argparse.Namespace) -> str | None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from .backend import get_backend
     from .data import load_mnist
     from .train import ProgressPrinter, TrainingInterrupted, train
 
     out = _train_target(args)
+    if args.backend is not None or not args.resume:
+        get_backend(args.backend)  # an unknown or unavailable backend fails before the data loads
     mnist = load_mnist(_train_data_path(args))
     print(f"data: {mnist.source}", flush=True)
     printer = None if args.quiet else ProgressPrinter(sys.stdout, every=args.log_every)
