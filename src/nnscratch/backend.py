@@ -58,6 +58,9 @@ class Backend:
     #: check that they are finite. 1 suits CPU backends, where reading a 0-d array costs nothing;
     #: a device backend sets more, so that the check does not make every step wait for the device.
     loss_check_interval: int = 1
+    #: True when :meth:`pixels_matmul` and its backward read uint8 images faster than floats:
+    #: full-batch training then keeps the images as uint8 instead of scaling a float copy once.
+    reads_pixels_directly: bool = False
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -127,6 +130,29 @@ class Backend:
         one float dtype. Transposing is free: no copy is made.
         """
         return self.xp.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
+
+    def pixels_matmul(self, pixels: Array, w: Array) -> Array:
+        """A new (n, h) array: the first layer's product ``pixels_to_float(pixels) @ w``.
+
+        ``pixels`` is (n, d): uint8 images, or floats already scaled to [0, 1] (taken as they
+        are); ``w`` is (d, h) float and sets the result's dtype. Taking the images rather than
+        their floats lets a backend fold the 1/255 scale into the product and read a quarter of
+        the bytes, with no float copy of the images.
+        """
+        return self.matmul(self._scaled(pixels, w.dtype), w)
+
+    def pixels_matmul_backward(self, pixels: Array, grad: Array) -> Array:
+        """A new (d, h) array: the gradient of the first layer's weights,
+        ``pixels_to_float(pixels).T @ grad``, for ``pixels`` (n, d) as in :meth:`pixels_matmul`
+        and ``grad`` (n, h) float, the gradient with respect to that product.
+        """
+        return self.matmul(self._scaled(pixels, grad.dtype), grad, transpose_a=True)
+
+    def _scaled(self, pixels: Array, dtype: Any) -> Array:
+        """Floats in [0, 1] of ``dtype`` for ``pixels``: the array itself when it already is."""
+        if pixels.dtype == dtype:
+            return pixels
+        return self.pixels_to_float(pixels, dtype)
 
     def bias_add(self, z: Array, bias: Array) -> Array:
         """In place on ``z`` (n, d): add ``bias`` (d,) to every row."""

@@ -113,15 +113,27 @@ class MLP:
     # --- the math ----------------------------------------------------------------------------
 
     def forward(self, x: Any) -> tuple[Any, list[Any]]:
-        """Logits (n, 10) for ``x``, a backend float array (n, 784), plus the layer inputs
-        ``[A0, A1, ...]`` that :meth:`backward` needs."""
+        """Logits (n, 10) for ``x``, a backend array (n, 784) of uint8 pixels or of floats
+        already scaled, plus the layer inputs ``[A0, A1, ...]`` that :meth:`backward` needs."""
         b, p = self.backend, self._params
         activations = [x]
         for k in range(1, self.n_layers):
-            x = b.bias_relu(b.matmul(x, p[f"W{k}"]), p[f"b{k}"])
+            x = b.bias_relu(self._product(k, x), p[f"b{k}"])
             activations.append(x)
-        logits = b.bias_add(b.matmul(x, p[f"W{self.n_layers}"]), p[f"b{self.n_layers}"])
+        logits = b.bias_add(self._product(self.n_layers, x), p[f"b{self.n_layers}"])
         return logits, activations
+
+    def _product(self, k: int, a_prev: Any) -> Any:
+        """``A(k-1) @ Wk``. A0 is the images: the backend scales them to [0, 1] as it goes."""
+        b, w = self.backend, self._params[f"W{k}"]
+        return b.pixels_matmul(a_prev, w) if k == 1 else b.matmul(a_prev, w)
+
+    def _weight_gradient(self, k: int, a_prev: Any, dz: Any) -> Any:
+        """``dWk = A(k-1).T @ dZk``, with A0 the images as in :meth:`_product`."""
+        b = self.backend
+        if k == 1:
+            return b.pixels_matmul_backward(a_prev, dz)
+        return b.matmul(a_prev, dz, transpose_a=True)
 
     def backward(self, dlogits: Any, activations: list[Any]) -> dict[str, Any]:
         """Gradients of the loss for every parameter, from the gradient with respect to the
@@ -131,16 +143,16 @@ class MLP:
         dz = dlogits
         for k in range(self.n_layers, 0, -1):
             a_prev = activations[k - 1]
-            grads[f"W{k}"] = b.matmul(a_prev, dz, transpose_a=True)
+            grads[f"W{k}"] = self._weight_gradient(k, a_prev, dz)
             grads[f"b{k}"] = b.sum_rows(dz)
             if k > 1:
                 dz = b.bias_relu_backward(b.matmul(dz, p[f"W{k}"], transpose_b=True), a_prev)
         return grads
 
     def gradients(self, x: Any, labels: Any) -> tuple[Any, Any, dict[str, Any]]:
-        """One forward and backward pass on backend arrays: ``x`` float (n, 784), ``labels``
-        integer (n,). Returns the mean loss and the number of correct predictions (both 0-d
-        backend arrays, not waited for) and the gradients."""
+        """One forward and backward pass on backend arrays: ``x`` (n, 784) as in
+        :meth:`forward`, ``labels`` integer (n,). Returns the mean loss and the number of correct
+        predictions (both 0-d backend arrays, not waited for) and the gradients."""
         b = self.backend
         logits, activations = self.forward(x)
         correct = b.count_correct(logits, labels)

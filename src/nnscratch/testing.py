@@ -110,7 +110,12 @@ DTYPES = ("float32", "float64")
 #: Comma-separated backend names whose tests must run: set in CI, so that a backend that failed
 #: to install fails the suite instead of being skipped.
 REQUIRE_ENV_VAR = "NNSCRATCH_REQUIRE_BACKENDS"
-MATMUL_SHAPES = ((1, 784, 10), (7, 13, 5), (128, 784, 128), (33, 10, 1))
+MATMUL_SHAPES = ((1, 784, 10), (7, 13, 5), (128, 784, 128), (33, 10, 1), (9001, 10, 10),
+                 (10, 9001, 10))
+#: (n, d, h) for the first layer's products: batch 1, odd sizes, narrow and wide layers, and
+#: enough rows to be split across threads and chunks.
+PIXELS_MATMUL_SHAPES = ((1, 784, 10), (13, 17, 5), (3, 784, 16), (128, 784, 128),
+                        (2049, 31, 7), (9001, 784, 10))
 BATCHES = (1, 13, 128)
 SGD_SETTINGS = ((0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.0, False, 0.01),
                 (0.9, True, 0.01))
@@ -226,6 +231,24 @@ class BackendAgreementSuite:
         floats = np.linspace(0, 1, n * 784).reshape(n, 784)
         self.agree(backend, reference, "pixels_to_float", (floats,), dtype, exact=True,
                    dtype=dtype)
+
+    @pytest.mark.parametrize("n,d,h", PIXELS_MATMUL_SHAPES)
+    def test_pixels_matmul(self, backend, reference, dtype, n, d, h):
+        pixels = np.random.default_rng(n).integers(0, 256, size=(n, d), dtype=np.uint8)
+        w, grad = _normal(h, (d, h), dtype), _normal(h + 1, (n, h), dtype)
+        floats = Reference.pixels_to_float(pixels)
+        # sums of d (forward) or n (backward) products of size up to ~1: judged against sqrt
+        for images in (pixels, floats.astype(dtype)):
+            self.agree(backend, reference, "pixels_matmul", (images, w), dtype,
+                       scale=np.sqrt(d))
+            self.agree(backend, reference, "pixels_matmul_backward", (images, grad), dtype,
+                       scale=np.sqrt(n))
+        product = _host(backend, backend.pixels_matmul(backend.asarray(pixels),
+                                                       backend.asarray(w)))
+        assert_same_array(product, Reference.matmul(floats, w), dtype, scale=np.sqrt(d))
+        weights = _host(backend, backend.pixels_matmul_backward(backend.asarray(pixels),
+                                                                backend.asarray(grad)))
+        assert_same_array(weights, Reference.matmul(floats.T, grad), dtype, scale=np.sqrt(n))
 
     def test_take_rows(self, backend, reference):
         labels = np.arange(37, dtype=np.int64) % 10

@@ -689,8 +689,12 @@ class Trainer:
         # Pixels travel as uint8 (a quarter of float32's bytes) and are scaled per batch.
         self.x_train = b.asarray(x_train)
         self.y_train = b.asarray(y_train)
-        # Full batch: every step reads all images, so scale them once, not once per step.
-        self.x_full = b.pixels_to_float(self.x_train, dtype) if self.batch_size == self.n else None
+        # Full batch: every step reads all images, so scale them once, not once per step,
+        # unless the backend reads the uint8 images faster than a float copy.
+        self.x_full = None
+        if self.batch_size == self.n:
+            self.x_full = (self.x_train if b.reads_pixels_directly
+                           else b.pixels_to_float(self.x_train, dtype))
         self.x_test = b.pixels_to_float(b.asarray(mnist.x_test), dtype)
         self.y_test = b.asarray(mnist.y_test)
 
@@ -699,7 +703,9 @@ class Trainer:
         return -(-self.n // self.batch_size)
 
     def batches(self, start: int = 0) -> Iterator[tuple[Any, Any]]:
-        """One epoch's batches as backend arrays: floats (n, 784) and integer labels (n,).
+        """One epoch's batches as backend arrays: images (n, 784) and integer labels (n,). The
+        images are floats, or the uint8 pixels for a full batch on a backend that
+        :attr:`~nnscratch.Backend.reads_pixels_directly`; the model takes either.
 
         The epoch's order is drawn whole even when ``start`` (0-based) skips its first
         batches, so the batch-order generator advances exactly as in a whole epoch.

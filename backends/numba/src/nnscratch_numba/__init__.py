@@ -5,14 +5,17 @@ Install it next to nnscratch (``pip install -e backends/numba``) and pick it by 
 
     nnscratch.train(backend="numba")
 
-Matrix products stay with NumPy's BLAS, which is faster than any loop Numba compiles. The
-kernels live in :mod:`nnscratch_numba._kernels`; importing this package does not import numba,
+Wide matrix products stay with NumPy's BLAS, which is faster there than any loop Numba compiles.
+Narrow ones (10 units, as in the blog's 784-10-10 network) are kernels: the first layer reads the
+uint8 pixels directly, with the 1/255 scale folded in, and full batches are split across threads
+(see benchmarks/NOTES.md). The kernels live in :mod:`nnscratch_numba._kernels`; importing this package does not import numba,
 so the registry can ask :meth:`NumbaBackend.unavailable_reason` first.
 """
 
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy
@@ -62,6 +65,31 @@ def _flat_views(first: Any, *others: Any) -> list[Any] | None:
     return [a.reshape(-1) for a in (first, *others)]
 
 
+def _narrow_first_layer(pixels: Any, w: Any, rows: bool) -> bool:
+    """uint8 images (n, d) and a float (d, h) weight (or, ``rows``, (n, h) gradient) with h
+    small: where a kernel reading the pixels beats scaling them and calling BLAS (whose
+    products with 10 columns run at a fraction of its speed). Wide layers go to BLAS."""
+    return (pixels.dtype == numpy.uint8 and pixels.ndim == 2 and _is_float_matrix(w)
+            and w.shape[0] == pixels.shape[0 if rows else 1] and 0 < w.shape[1] <= _NARROW)
+
+
+def _narrow_product(a: Any, b: Any, transpose_a: bool) -> bool:
+    """Products of float matrices whose sums have at most _NARROW terms (row by row), or
+    (``transpose_a``) a small result summed over many rows. BLAS spends more on starting its
+    threads than on such products (128x10 @ 10x800: 205 us on two threads, 39 us on one), and its
+    threads then spin for a while, slowing the threaded kernels that follow."""
+    if not (_is_float_matrix(a) and _is_float_matrix(b) and a.dtype == b.dtype
+            and a.shape[1] == b.shape[0]):
+        return False
+    if transpose_a:
+        return a.shape[0] <= _NARROW and b.shape[1] <= _NARROW
+    return a.shape[1] <= _NARROW
+
+
+def _even(i: int) -> int:
+    return i - i % 2
+
+
 class NumbaBackend(Backend):
     """NumPy arrays on the CPU, with Numba kernels for everything but the matrix products.
 
@@ -71,6 +99,7 @@ class NumbaBackend(Backend):
 
     name = "numba"
     xp = numpy
+    reads_pixels_directly = True
 
     def __init__(self) -> None:
         from . import _kernels  # imports numba: only now that the backend is wanted
@@ -95,6 +124,75 @@ class NumbaBackend(Backend):
         return k.scale_pixels(pixels, numpy.empty(pixels.shape, dtype_))
 
     # --- forward and backward ----------------------------------------------------------------
+
+    def matmul(self, a: Array, b: Array, *, transpose_a: bool = False,
+               transpose_b: bool = False) -> Array:
+        a_, b_ = (a.T if transpose_a else a), (b.T if transpose_b else b)
+        if not _narrow_product(a_, b_, transpose_a):
+            return super().matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+        out = numpy.empty((a_.shape[0], b_.shape[1]), a.dtype)
+        if transpose_a:
+            return self._chunked_sums(self._kernels.narrow_matmul_tn_chunks, a, b_, out)
+        # b is small: a contiguous copy lets the kernel's inner loop run over whole vectors.
+        self._in_threads(self._kernels.narrow_matmul_rows, a_, numpy.ascontiguousarray(b_), out,
+                         parts=self._row_parts(a_.shape[0]))
+        return out
+
+    def _row_parts(self, n: int) -> list[tuple[int, int]]:
+        """Row ranges, one per thread for many rows; they start on even rows."""
+        if n < _THREADED_ROWS:
+            return [(0, n)]
+        bounds = [_even(n * t // self._threads) for t in range(self._threads)] + [n]
+        return list(zip(bounds, bounds[1:]))
+
+    def _chunked_sums(self, kernel: Any, a: Array, b: Array, out: Array) -> Array:
+        """``out`` = the sum over fixed chunks of rows of ``kernel``'s partial sums for each
+        chunk, added in chunk order in float64: the same bits for any number of threads."""
+        chunks = max(1, -(-a.shape[0] // _CHUNK_ROWS))
+        partials = numpy.empty((chunks, *out.shape), out.dtype)
+        bounds = [chunks * t // self._threads for t in range(self._threads + 1)]
+        self._in_threads(kernel, a, b, partials, _CHUNK_ROWS,
+                         parts=[(c, d) for c, d in zip(bounds, bounds[1:]) if d > c])
+        numpy.copyto(out, partials.sum(axis=0, dtype=numpy.float64), casting="same_kind")
+        return out
+
+    def pixels_matmul(self, pixels: Array, w: Array) -> Array:
+        if not _narrow_first_layer(pixels, w, rows=False):
+            return super().pixels_matmul(pixels, w)
+        out = numpy.empty((pixels.shape[0], w.shape[1]), w.dtype)
+        # Rows are independent: any split gives the same bits (the kernel takes rows in pairs).
+        self._in_threads(self._kernels.pixels_matmul_rows, pixels,
+                         numpy.ascontiguousarray(w.T), out, parts=self._row_parts(len(pixels)))
+        return out
+
+    def pixels_matmul_backward(self, pixels: Array, grad: Array) -> Array:
+        if not _narrow_first_layer(pixels, grad, rows=True):
+            return super().pixels_matmul_backward(pixels, grad)
+        # The kernel sums (h, d), contiguous along the pixels; scaled and transposed at the end.
+        sums = numpy.empty((grad.shape[1], pixels.shape[1]), grad.dtype)
+        sums = self._chunked_sums(self._kernels.pixels_matmul_backward_chunks, pixels, grad, sums)
+        sums /= 255
+        return numpy.ascontiguousarray(sums.T)
+
+    def _in_threads(self, kernel: Any, *args: Any, parts: list[tuple[int, int]]) -> None:
+        """Run ``kernel(*args[:3], start, stop, *args[3:])`` for each part, side by side."""
+        head, tail = args[:3], args[3:]
+        if len(parts) == 1:
+            kernel(*head, *parts[0], *tail)
+            return
+        futures = [self._pool.submit(kernel, *head, start, stop, *tail) for start, stop in parts]
+        for future in futures:
+            future.result()
+
+    @functools.cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self._threads, thread_name_prefix="nnscratch-numba")
+
+    @functools.cached_property
+    def _threads(self) -> int:
+        import numba
+
+        return numba.get_num_threads()
 
     def bias_add(self, z: Array, bias: Array) -> Array:
         if not _is_bias(z, bias):
@@ -184,3 +282,8 @@ class NumbaBackend(Backend):
 # Sizes from which one kernel pass beats NumPy's two (plain) or four (momentum) ufunc calls.
 _KERNEL_MIN_SGD = 16384
 _KERNEL_MIN_SGD_MOMENTUM = 1024
+# The first-layer kernels: up to this many units (wider layers go to BLAS); rows per chunk of
+# the weight gradient's partial sums; rows from which the product is split across threads.
+_NARROW = 16
+_CHUNK_ROWS = 1024
+_THREADED_ROWS = 8192

@@ -12,11 +12,15 @@ Numerics, kept the same as the NumPy reference's where that costs nothing:
   kernels (``a.dtype.type(x)``), so float32 arithmetic stays float32: an untyped literal would
   silently promote the loop to float64.
 * Without ``fastmath``, LLVM neither reassociates nor fuses a multiply and an add into an FMA, so
-  the elementwise kernels round exactly as NumPy's ufuncs do (bit-identical results).
+  the elementwise kernels round exactly as NumPy's ufuncs do (bit-identical results). Only the
+  first layer's two pixel kernels use it (see there): their long sums need it to vectorise.
 * Sums (the loss, the bias gradients) accumulate in float64: more accurate than NumPy's float32
   sums, in one fixed order, so the same input always gives the same bits.
 * No kernel is ``parallel=True``: on two cores a threaded kernel is faster alone but slows the
-  whole training step, its threads competing with OpenBLAS's (measurements in README.md).
+  whole training step, its threads competing with OpenBLAS's (measurements in README.md). The
+  backend instead runs the full-batch products (``*_rows``, ``*_chunks``) on row ranges from
+  Python threads (kernels are ``nogil``), with sums per fixed chunk of rows, so the bits do not
+  depend on the number of threads.
 * Indices (rows, labels) are checked: an out-of-range one raises IndexError instead of reading
   outside the array.
 """
@@ -60,6 +64,128 @@ def gather_scale_pixels(pixels, rows, out):
             out[i, j] = pixels[row, j]
             out[i, j] /= denominator
     return out
+
+
+# --- the first layer, straight from uint8 pixels ----------------------------------------------
+# These two kernels may reassociate and fuse multiply-adds (``fastmath`` reassoc and contract):
+# that is what lets LLVM vectorise their sums over 784 pixels. They still round the same way on
+# every call, since the order is fixed by the code, not by threads; the agreement suite judges
+# them with its dtype-derived tolerances, like BLAS's products.
+
+_jit_sums = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+
+
+@_jit_sums
+def _load_rows(pixels, first, count, rows):
+    """rows[q] = pixels[first + q] as floats, for q < count; later rows of the buffer are 0."""
+    zero = rows.dtype.type(0)
+    for q in range(rows.shape[0]):
+        for k in range(pixels.shape[1]):
+            rows[q, k] = pixels[first + q, k] if q < count else zero
+
+
+@_jit_sums
+def _store_five(out, i, j, s0, s1, s2, s3, s4, denominator):
+    out[i, j], out[i, j + 1], out[i, j + 2] = s0 / denominator, s1 / denominator, s2 / denominator
+    out[i, j + 3], out[i, j + 4] = s3 / denominator, s4 / denominator
+
+
+@_jit_sums
+def pixels_matmul_rows(pixels, w_t, out, start, stop):
+    """out[i, j] = (sum over k of pixels[i, k] * w_t[j, k]) / 255 for rows start..stop.
+
+    ``w_t`` is the (h, d) transposed weights, so every sum runs over contiguous memory. Two rows
+    and five columns at a time: ten running sums share each load of pixels and weights.
+    """
+    h, d = w_t.shape
+    pair = np.empty((2, d), w_t.dtype)
+    zero, denominator = w_t.dtype.type(0), w_t.dtype.type(255)
+    for i in range(start, stop, 2):
+        count = min(2, stop - i)
+        _load_rows(pixels, i, count, pair)
+        for j in range(0, h - h % 5, 5):
+            a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = zero
+            for k in range(d):
+                x0, x1 = pair[0, k], pair[1, k]
+                w0, w1, w2, w3, w4 = w_t[j, k], w_t[j + 1, k], w_t[j + 2, k], w_t[j + 3, k], \
+                    w_t[j + 4, k]
+                a0 += x0 * w0
+                a1 += x0 * w1
+                a2 += x0 * w2
+                a3 += x0 * w3
+                a4 += x0 * w4
+                b0 += x1 * w0
+                b1 += x1 * w1
+                b2 += x1 * w2
+                b3 += x1 * w3
+                b4 += x1 * w4
+            _store_five(out, i, j, a0, a1, a2, a3, a4, denominator)
+            if count == 2:
+                _store_five(out, i + 1, j, b0, b1, b2, b3, b4, denominator)
+        for j in range(h - h % 5, h):
+            for q in range(count):
+                total = zero
+                for k in range(d):
+                    total += pair[q, k] * w_t[j, k]
+                out[i + q, j] = total / denominator
+    return out
+
+
+@_jit_sums
+def pixels_matmul_backward_chunks(pixels, grad, partials, first, last, chunk):
+    """partials[c, j, k] = sum over the rows i of chunk c of grad[i, j] * pixels[i, k]
+    (unscaled), for chunks first..last of ``chunk`` rows. Four rows at a time: each update of
+    the (h, d) sums adds four products."""
+    n, d = pixels.shape
+    h = grad.shape[1]
+    quad = np.empty((4, d), partials.dtype)
+    zero = partials.dtype.type(0)
+    for c in range(first, last):
+        sums = partials[c]
+        sums[:] = 0
+        start, stop = c * chunk, min(n, (c + 1) * chunk)
+        for i in range(start, stop, 4):
+            count = min(4, stop - i)
+            _load_rows(pixels, i, count, quad)
+            for j in range(h):
+                g0 = grad[i, j]
+                g1 = grad[i + 1, j] if count > 1 else zero
+                g2 = grad[i + 2, j] if count > 2 else zero
+                g3 = grad[i + 3, j] if count > 3 else zero
+                for k in range(d):
+                    sums[j, k] += (g0 * quad[0, k] + g1 * quad[1, k]) + (
+                        g2 * quad[2, k] + g3 * quad[3, k])
+    return partials
+
+
+@_jit
+def narrow_matmul_rows(a, b, out, start, stop):
+    """out[i] = a[i] @ b for rows start..stop, b small (k, h): each sum in order over k."""
+    k, h = b.shape
+    for i in range(start, stop):
+        for j in range(h):
+            out[i, j] = 0
+        for p in range(k):
+            x = a[i, p]
+            for j in range(h):
+                out[i, j] += x * b[p, j]
+    return out
+
+
+@_jit
+def narrow_matmul_tn_chunks(a, b, partials, first, last, chunk):
+    """partials[c] = a[rows].T @ b[rows] over the rows of chunks first..last of ``chunk`` rows;
+    a is (n, m), b (n, h), both narrow."""
+    n = a.shape[0]
+    for c in range(first, last):
+        sums = partials[c]
+        sums[:] = 0
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            for p in range(a.shape[1]):
+                x = a[i, p]
+                for j in range(b.shape[1]):
+                    sums[p, j] += x * b[i, j]
+    return partials
 
 
 # --- forward and backward ---------------------------------------------------------------------
