@@ -54,15 +54,17 @@ def _are_logits(logits: Any, labels: Any) -> bool:
             and labels.ndim == 1 and labels.dtype.kind in "iu")
 
 
-def _flat_views(first: Any, *others: Any) -> list[Any] | None:
-    """1-D views of arrays of one shape and float dtype, for the elementwise kernels, or None
-    when one is not C-contiguous (reshape would copy, and an in-place update would be lost)."""
+def _same_layout(first: Any, *others: Any) -> bool:
+    """Float arrays of one shape, all C-contiguous: what the elementwise kernels take (they
+    flatten them to 1-D views inside, so an in-place update reaches the caller's array). Written
+    for speed: it runs for every update of every parameter."""
     if first.dtype not in _FLOATS or not first.flags.c_contiguous:
-        return None
+        return False
+    shape = first.shape
     for a in others:
-        if a.shape != first.shape or not a.flags.c_contiguous:
-            return None
-    return [a.reshape(-1) for a in (first, *others)]
+        if a.shape != shape or not a.flags.c_contiguous:
+            return False
+    return True
 
 
 def _narrow_first_layer(pixels: Any, w: Any, rows: bool) -> bool:
@@ -75,9 +77,13 @@ def _narrow_first_layer(pixels: Any, w: Any, rows: bool) -> bool:
 
 def _narrow_product(a: Any, b: Any, transpose_a: bool) -> bool:
     """Products of float matrices whose sums have at most _NARROW terms (row by row), or
-    (``transpose_a``) a small result summed over many rows. BLAS spends more on starting its
-    threads than on such products (128x10 @ 10x800: 205 us on two threads, 39 us on one), and its
-    threads then spin for a while, slowing the threaded kernels that follow."""
+    (``transpose_a``) a small result summed over many rows, on full-batch numbers of rows.
+    There the kernel is slower than BLAS alone, but BLAS's threads spin for a while after each
+    call and halve the threaded first-layer kernels of the same step. On mini-batches nothing
+    threaded follows and BLAS is faster (128x10 @ 10x128: 7.4 us, the kernel 9.6 us; 5 ms per
+    epoch-128), so they stay with BLAS (benchmarks/NOTES.md)."""
+    if a.shape[-1 if transpose_a else 0] < _THREADED_ROWS:  # first: the common, cheap answer
+        return False
     if not (_is_float_matrix(a) and _is_float_matrix(b) and a.dtype == b.dtype
             and a.shape[1] == b.shape[0]):
         return False
@@ -120,8 +126,11 @@ class NumbaBackend(Backend):
         k = self._kernels
         if rows is not None:
             out = numpy.empty((rows.shape[0], pixels.shape[1]), dtype_)
-            return k.gather_scale_pixels(pixels, rows, out)
-        return k.scale_pixels(pixels, numpy.empty(pixels.shape, dtype_))
+            k.gather_scale_pixels(pixels, rows, out)
+        else:
+            out = numpy.empty(pixels.shape, dtype_)
+            k.scale_pixels(pixels, out)
+        return out
 
     # --- forward and backward ----------------------------------------------------------------
 
@@ -197,18 +206,19 @@ class NumbaBackend(Backend):
     def bias_add(self, z: Array, bias: Array) -> Array:
         if not _is_bias(z, bias):
             return super().bias_add(z, bias)
-        return self._kernels.bias_add(z, bias)
+        self._kernels.bias_add(z, bias)
+        return z
 
     def bias_relu(self, z: Array, bias: Array) -> Array:
         if not _is_bias(z, bias):
             return super().bias_relu(z, bias)
-        return self._kernels.bias_relu(z, bias)
+        self._kernels.bias_relu(z, bias)
+        return z
 
     def bias_relu_backward(self, grad: Array, activation: Array) -> Array:
-        flat = _flat_views(grad, activation)
-        if flat is None:
+        if not _same_layout(grad, activation):
             return super().bias_relu_backward(grad, activation)
-        self._kernels.relu_mask(*flat)
+        self._kernels.relu_mask(grad, activation)
         return grad
 
     # exp stays with NumPy: its ufunc is vectorised (SIMD), while an exp inside a Numba loop is
@@ -219,16 +229,18 @@ class NumbaBackend(Backend):
         if not _is_float_matrix(logits) or logits.shape[1] == 0:
             return super().softmax(logits)
         k = self._kernels
-        probs = k.shift_rows(logits, numpy.empty_like(logits))
-        return k.normalize_rows(numpy.exp(probs, out=probs))
+        probs = numpy.empty_like(logits)
+        k.shift_rows(logits, probs)
+        k.normalize_rows(numpy.exp(probs, out=probs))
+        return probs
 
     def softmax_cross_entropy(self, logits: Array, labels: Array) -> tuple[Array, Array]:
         if not _are_logits(logits, labels):
             return super().softmax_cross_entropy(logits, labels)
         k = self._kernels
-        shifted = k.shift_rows(logits, logits)
-        probs = numpy.exp(shifted)
-        total = k.normalize_cross_entropy(shifted, labels, probs)
+        k.shift_rows(logits, logits)  # in place: the interface lets logits be overwritten
+        probs = numpy.exp(logits)
+        total = k.normalize_cross_entropy(logits, labels, probs)
         n = logits.shape[0]
         # The float64 mean, rounded once to the model's dtype: a 0-d array, like the interface's.
         loss = numpy.array(total / n if n else numpy.nan, dtype=logits.dtype)
@@ -237,19 +249,24 @@ class NumbaBackend(Backend):
     def softmax_cross_entropy_backward(self, probs: Array, labels: Array) -> Array:
         if not _are_logits(probs, labels):
             return super().softmax_cross_entropy_backward(probs, labels)
-        return self._kernels.softmax_cross_entropy_backward(probs, labels)
+        self._kernels.softmax_cross_entropy_backward(probs, labels)
+        return probs
 
     def sum_rows(self, a: Array) -> Array:
         if not _is_float_matrix(a):
             return super().sum_rows(a)
-        return self._kernels.sum_rows(a, numpy.empty(a.shape[1], a.dtype))
+        out = numpy.empty(a.shape[1], a.dtype)
+        self._kernels.sum_rows(a, out)
+        return out
 
     # --- results and updates --------------------------------------------------------------
 
     def argmax_rows(self, a: Array) -> Array:
         if not (_is_float_matrix(a) and a.shape[1] > 0):
             return super().argmax_rows(a)
-        return self._kernels.argmax_rows(a, numpy.empty(a.shape[0], numpy.intp))
+        out = numpy.empty(a.shape[0], numpy.intp)
+        self._kernels.argmax_rows(a, out)
+        return out
 
     def count_correct(self, logits: Array, labels: Array) -> Array:
         if not _are_logits(logits, labels):
@@ -264,24 +281,19 @@ class NumbaBackend(Backend):
             super().sgd_update(param, grad, lr, velocity=velocity, momentum=momentum,
                                nesterov=nesterov, weight_decay=weight_decay)
             return
-        # On small arrays NumPy's ufunc calls cost less than a kernel call (see README.md);
+        # One kernel pass for every size: with nothing returned from the kernel, its call costs
+        # less than NumPy's two (plain) or four (momentum) ufunc calls even on 10 entries, and
         # both round alike, so the choice changes no bits.
-        if velocity is None and param.size >= _KERNEL_MIN_SGD:
-            flat = _flat_views(param, grad)
-            if flat is not None:
-                self._kernels.sgd(*flat, lr)
+        if velocity is None:
+            if _same_layout(param, grad):
+                self._kernels.sgd(param, grad, lr)
                 return
-        elif velocity is not None and param.size >= _KERNEL_MIN_SGD_MOMENTUM:
-            flat = _flat_views(param, grad, velocity)
-            if flat is not None:
-                self._kernels.sgd_momentum(*flat, lr, momentum)
-                return
+        elif _same_layout(param, grad, velocity):
+            self._kernels.sgd_momentum(param, grad, velocity, lr, momentum)
+            return
         super().sgd_update(param, grad, lr, velocity=velocity, momentum=momentum)
 
 
-# Sizes from which one kernel pass beats NumPy's two (plain) or four (momentum) ufunc calls.
-_KERNEL_MIN_SGD = 16384
-_KERNEL_MIN_SGD_MOMENTUM = 1024
 # The first-layer kernels: up to this many units (wider layers go to BLAS); rows per chunk of
 # the weight gradient's partial sums; rows from which the product is split across threads.
 _NARROW = 16
