@@ -85,9 +85,13 @@ def test_help_and_version(clean_env):
     (["train", "--data", "/no/such/folder"], ["/no/such/folder"]),
     (["train", "--out", "/no/such/folder/m.npz"], ["/no/such/folder", "does not exist"]),
     (["evaluate", "/no/such/model.npz"], ["/no/such/model.npz"]),
+    (["train", "--patience", "3"], ["--patience needs --validation"]),
+    (["train", "--nesterov"], ["--nesterov needs --momentum"]),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(args, words, clean_env):
-    assert_user_error(run(args, clean_env), *words)
+    proc = run(args, clean_env)
+    assert_user_error(proc, *words)
+    assert proc.stdout == ""  # refused before any data is read or anything is printed
 
 
 def test_corrupt_model_file(tmp_path, clean_env):

@@ -108,12 +108,23 @@ def _train_target(args: argparse.Namespace) -> str | None:
     return out
 
 
+def _check_option_pairs(args: argparse.Namespace) -> None:
+    """Options that only mean something with another, refused before any data is read (train()
+    checks them too, in its own parameter names)."""
+    if args.patience is not None and not args.validation:
+        raise NNScratchError("--patience needs --validation: a held-out fraction (e.g. 0.1) "
+                             "to watch")
+    if args.nesterov and not args.momentum:
+        raise NNScratchError("--nesterov needs --momentum above 0 (e.g. 0.9)")
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .backend import get_backend
     from .data import load_mnist
     from .train import ProgressPrinter, TrainingInterrupted, train
 
     out = _train_target(args)
+    _check_option_pairs(args)
     if args.backend is not None or not args.resume:
         get_backend(args.backend)  # an unknown or unavailable backend fails before the data loads
     mnist = load_mnist(_train_data_path(args))
