@@ -109,8 +109,6 @@ def test_lr_1e6_stops_in_the_first_epoch_with_exit_3(tmp_path, clean_env):
     (["train", "--resume", "RUN", "--lr", "0.7"], ["lr 0.7 differs"]),
     (["train", "--out", "RUN"], ["already holds an unfinished run", "--resume"]),
     (["train", "--validation", "1"], ["--validation"]),
-    (["train", "--patience", "3"], ["patience needs a validation split"]),
-    (["train", "--nesterov"], ["nesterov needs momentum"]),
     (["train", "--schedule", "linear"], ["--schedule"]),
     (["train", "--lr-gamma", "2"], ["--lr-gamma"]),
     (["train", "--weight-decay", "-1"], ["--weight-decay"]),
