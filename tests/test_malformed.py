@@ -26,13 +26,9 @@ import pytest
 from nnscratch.data import load_mnist
 from nnscratch.errors import DataError
 
-IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
-IDX_NAMES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+from test_data import IMAGES_MAGIC, LABELS_MAGIC
+from test_data import NAMES as IDX_NAMES
+
 CSV_HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
 
 
