@@ -354,7 +354,8 @@ class BackendAgreementSuite:
         labels = np.array(data.draw(st.lists(st.integers(0, logits.shape[1] - 1),
                                              min_size=len(logits), max_size=len(logits))))
         rtol = tolerance("float64")[0]
-        loss, probs = backend.softmax_cross_entropy(backend.asarray(logits), backend.asarray(labels))
+        loss, probs = backend.softmax_cross_entropy(backend.asarray(logits),
+                                                    backend.asarray(labels))
         loss, probs = float(_host(backend, loss)), _host(backend, probs)
         assert np.isfinite(loss) and loss >= 0 and np.isfinite(probs).all()
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=rtol)

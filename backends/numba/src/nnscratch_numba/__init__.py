@@ -8,8 +8,9 @@ Install it next to nnscratch (``pip install -e backends/numba``) and pick it by 
 Wide matrix products stay with NumPy's BLAS, which is faster there than any loop Numba compiles.
 Narrow ones (10 units, as in the blog's 784-10-10 network) are kernels: the first layer reads the
 uint8 pixels directly, with the 1/255 scale folded in, and full batches are split across threads
-(see benchmarks/NOTES.md). The kernels live in :mod:`nnscratch_numba._kernels`; importing this package does not import numba,
-so the registry can ask :meth:`NumbaBackend.unavailable_reason` first.
+(see benchmarks/NOTES.md). The kernels live in :mod:`nnscratch_numba._kernels`; importing this
+package does not import numba, so the registry can ask :meth:`NumbaBackend.unavailable_reason`
+first.
 """
 
 from __future__ import annotations
