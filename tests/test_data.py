@@ -7,7 +7,6 @@ against the format itself.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import os
 import struct
 import subprocess
@@ -23,10 +22,12 @@ from nnscratch.data import (
     DataSource,
     as_labels,
     as_pixels,
+    class_quotas,
     find_mnist,
     load_mnist,
     read_idx_images,
     read_idx_labels,
+    stratified_indices,
     user_cache_dir,
 )
 from nnscratch.errors import DataError
@@ -181,30 +182,21 @@ def test_sample_is_reproducible(full_mnist, tmp_path):
         assert rebuilt == bundled, name
 
 
-def load_make_sample():
-    spec = importlib.util.spec_from_file_location("make_sample", ROOT / "tools" / "make_sample.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stratified_selection_is_proportional_sorted_and_seeded():
-    make_sample = load_make_sample()
     labels = np.repeat(np.arange(10), [50, 30, 20, 10, 10, 10, 10, 20, 20, 20])  # 200 images
-    chosen = make_sample.stratified_indices(labels, 20, np.random.default_rng(7))
+    chosen = stratified_indices(labels, 20, np.random.default_rng(7))
     assert len(chosen) == 20 and np.all(np.diff(chosen) > 0)
     assert np.bincount(labels[chosen], minlength=10).tolist() == [5, 3, 2, 1, 1, 1, 1, 2, 2, 2]
-    again = make_sample.stratified_indices(labels, 20, np.random.default_rng(7))
-    other = make_sample.stratified_indices(labels, 20, np.random.default_rng(8))
+    again = stratified_indices(labels, 20, np.random.default_rng(7))
+    other = stratified_indices(labels, 20, np.random.default_rng(8))
     assert np.array_equal(chosen, again) and not np.array_equal(chosen, other)
 
 
 def test_quotas_give_leftovers_to_largest_remainders():
-    make_sample = load_make_sample()
     labels = np.repeat(np.arange(10), [3, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # 12 images
     # Shares of 5: 1.25 for digit 0, 5/12 for the others. The floors sum to 1; the 4 leftovers go
     # to the largest remainders (5/12 beats 0.25), ties to the lower digits.
-    assert make_sample.class_quotas(labels, 5).tolist() == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    assert class_quotas(labels, 5).tolist() == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
 
 
 # --- where the data comes from ----------------------------------------------------------------

@@ -32,7 +32,7 @@ import numpy as np
 # The repository's own reader, whether or not nnscratch is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from nnscratch.data import load_mnist  # noqa: E402
+from nnscratch.data import load_mnist, stratified_indices  # noqa: E402
 from nnscratch.errors import DataError  # noqa: E402
 
 SEED = 1998  # the year MNIST was published; any fixed value would do
@@ -49,26 +49,6 @@ FILE_NAMES = {  # the original names, which nnscratch.data looks for
     ("test", "images"): "t10k-images-idx3-ubyte.gz",
     ("test", "labels"): "t10k-labels-idx1-ubyte.gz",
 }
-
-
-def class_quotas(labels: np.ndarray, k: int) -> np.ndarray:
-    """How many images of each digit to keep: proportional shares of ``k`` summing to ``k``."""
-    counts = np.bincount(labels, minlength=10).astype(np.int64)
-    total = int(counts.sum())
-    # Integer arithmetic (largest remainder method), so no float rounding can change the result.
-    quotas, remainders = np.divmod(counts * k, total)
-    short = k - int(quotas.sum())
-    quotas[np.argsort(-remainders, kind="stable")[:short]] += 1
-    return quotas
-
-
-def stratified_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of ``k`` images, each digit keeping its share (see the module docstring)."""
-    if not 0 < k <= len(labels):
-        raise ValueError(f"cannot choose {k} images from a split of {len(labels)}")
-    picked = [rng.permutation(np.flatnonzero(labels == digit))[:quota]
-              for digit, quota in enumerate(class_quotas(labels, k))]
-    return np.sort(np.concatenate(picked))
 
 
 def write_idx_gz(path: Path, magic: int, array: np.ndarray) -> None:

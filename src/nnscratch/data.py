@@ -66,6 +66,8 @@ __all__ = [
     "user_cache_dir",
     "as_pixels",
     "as_labels",
+    "class_quotas",
+    "stratified_indices",
     "SAMPLE_HINT",
     "ENV_VAR",
     "CACHE_ENV_VAR",
@@ -703,7 +705,7 @@ def _hold_out_test(x: np.ndarray, y: np.ndarray, location: Path) -> tuple[_Array
         raise DataError(f"{location} holds only {n} image and no test set; nnscratch needs at "
                         "least 2 images to hold one out for testing")
     n_test = max(1, n // HOLDOUT_DENOMINATOR)
-    chosen = _stratified_indices(y, n_test, np.random.default_rng(HOLDOUT_SEED))
+    chosen = stratified_indices(y, n_test, np.random.default_rng(HOLDOUT_SEED))
     test = np.zeros(n, dtype=bool)
     test[chosen] = True
     note = (f"; it has no test set, so {n_test:,} of its {n:,} images (1 in "
@@ -712,15 +714,23 @@ def _hold_out_test(x: np.ndarray, y: np.ndarray, location: Path) -> tuple[_Array
     return (x[~test], y[~test], x[test], y[test]), note
 
 
-def _stratified_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of ``k`` images in which each digit keeps its share of ``labels``."""
+def class_quotas(labels: np.ndarray, k: int) -> np.ndarray:
+    """How many images of each digit to keep: proportional shares of ``k`` summing to ``k``."""
     counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.int64)
     # Largest remainders, in integers, so that no float rounding can change the split.
     quotas, remainders = np.divmod(counts * k, len(labels))
     short = k - int(quotas.sum())
     quotas[np.argsort(-remainders, kind="stable")[:short]] += 1
+    return quotas
+
+
+def stratified_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``k`` images in which each digit keeps its share of ``labels``: the
+    held-out test set here, and the bundled sample (tools/make_sample.py)."""
+    if not 0 < k <= len(labels):
+        raise ValueError(f"cannot choose {k} images from a split of {len(labels)}")
     picked = [rng.permutation(np.flatnonzero(labels == digit))[:quota]
-              for digit, quota in enumerate(quotas)]
+              for digit, quota in enumerate(class_quotas(labels, k))]
     return np.sort(np.concatenate(picked))
 
 
