@@ -7,6 +7,10 @@
 * ``plain-numpy``: the same MLP as nnscratch written as direct NumPy code, samples as rows, in the
   case's dtype: what our NumPy backend must not be slower than.
 * ``torch``: PyTorch eager on the CPU doing the same work (optional: skipped when not installed).
+* ``blas-floor`` (epochs only): FLOOR, not an implementation. Only the two large BLAS products of
+  each step (``A0 @ W1`` and ``A0.T @ dZ1``, 469 batches of 128), on images already scaled and
+  read in order: what no implementation that calls this BLAS for them can beat, measured in the
+  same run, so that a ratio to it does not depend on how fast the machine is that minute.
 * ``nnscratch-<backend>``: the library itself, through its public model and training loop.
 
 Every implementation is given uint8 pixels (n, 784) and int64 labels and builds what it needs
@@ -130,6 +134,23 @@ def plain_inference(x: np.ndarray, hidden: int, dtype: str) -> Work:
     W1, b1, W2, b2 = _plain_params(hidden, dtype)
     scale = np.asarray(255, dtype)
     return lambda: (np.maximum((x / scale) @ W1 + b1, 0) @ W2 + b2).argmax(axis=1)
+
+
+# --- the floor of a mini-batch epoch ----------------------------------------------------------
+
+def floor_epoch(x: np.ndarray, y: np.ndarray, hidden: int, dtype: str) -> Work:
+    rng = np.random.default_rng(0)
+    X = (x / np.asarray(255, dtype)).astype(dtype)
+    W1 = rng.standard_normal((784, hidden)).astype(dtype)
+    dZ1 = rng.standard_normal((128, hidden)).astype(dtype)
+    Z1, dW1 = np.empty((128, hidden), dtype), np.empty((784, hidden), dtype)
+
+    def epoch() -> None:
+        for start in range(0, len(y), 128):
+            A0 = X[start:start + 128]
+            np.matmul(A0, W1, out=Z1[:len(A0)])
+            np.matmul(A0.T, dZ1[:len(A0)], out=dW1)
+    return epoch
 
 
 # --- PyTorch eager on the CPU (optional) -----------------------------------------------------

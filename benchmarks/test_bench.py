@@ -7,6 +7,10 @@ Cases (full MNIST, or a small slice of the bundled sample with ``NNSCRATCH_BENCH
   shuffling and batching included;
 * ``inference``: predicting the test images (784-128-10), from uint8 pixels to digits.
 
+The epochs also time ``blas-floor``, the two large BLAS products of each step and nothing else
+(``baselines.floor_epoch``), so that every epoch's distance from its floor is measured in the
+same run.
+
 Set-up (data conversion, building the model, moving data to the backend) is not timed; one
 warm-up round runs first, so JIT compilation is not in these figures. Overheads that a user
 does pay once are measured separately in ``test_overheads.py``.
@@ -25,6 +29,7 @@ pytest.importorskip("pytest_benchmark")
 
 ROUNDS = 2 if QUICK else {"blog-step": 15, "epoch-128": 5, "epoch-800": 3, "inference": 15}
 IMPLEMENTATIONS = ["blog", "plain-numpy", "torch", *(f"nnscratch-{b}" for b in BACKENDS)]
+FLOOR = "blas-floor"  # epochs only: the two large products of each step, nothing else
 
 
 def _factory(name: str, case: str):
@@ -34,6 +39,8 @@ def _factory(name: str, case: str):
         return getattr(impl, f"nnscratch_{kind}")(name.removeprefix("nnscratch-"))
     if name == "torch":
         pytest.importorskip("torch", reason="PyTorch is not installed: no torch column")
+    if name == FLOOR:
+        return impl.floor_epoch
     return getattr(impl, f"{name.replace('-numpy', '')}_{kind}")
 
 
@@ -59,7 +66,7 @@ def test_blog_step(benchmark, mnist, name, dtype):
 
 @pytest.mark.parametrize("hidden", [128, 800])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", IMPLEMENTATIONS)
+@pytest.mark.parametrize("name", [*IMPLEMENTATIONS, FLOOR])
 def test_epoch(benchmark, mnist, name, dtype, hidden):
     _skip_redundant(name, dtype)
     case = f"epoch-{hidden}"
