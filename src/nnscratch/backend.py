@@ -75,14 +75,18 @@ class Backend:
 
     # --- moving data ---------------------------------------------------------------------
 
-    def asarray(self, a: Any, dtype: str | None = None) -> Array:
-        """A new backend array holding a copy of the host array (or array-like) ``a``,
-        optionally cast to ``dtype``. Never shares memory with ``a``: the model updates its
-        parameters in place.
+    def asarray(self, a: Any, dtype: str | None = None, *, copy: bool = True) -> Array:
+        """A backend array holding the host array (or array-like) ``a``, optionally cast to
+        ``dtype``. By default a new copy that never shares memory with ``a``: the model updates
+        its parameters in place. With ``copy=False``, for inputs that are only read, the result
+        may be ``a`` itself when it already is a backend array of that dtype (on the CPU: no
+        needless copy of the images to predict).
 
         Integer pixels stay uint8 and labels stay integers unless ``dtype`` says otherwise.
         """
-        return self.xp.array(a, dtype=dtype, copy=True)
+        if copy:
+            return self.xp.array(a, dtype=dtype, copy=True)
+        return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a: Array) -> Any:
         """The contents of a backend array (or 0-d scalar) as a host NumPy array, once pending

@@ -170,10 +170,11 @@ class MLP:
     # --- working with host arrays --------------------------------------------------------------
 
     def _inputs(self, x: Any) -> Any:
-        return self.backend.pixels_to_float(self.backend.asarray(as_pixels(x)), self.dtype)
+        pixels = self.backend.asarray(as_pixels(x), copy=False)  # read only: no copy on the CPU
+        return self.backend.pixels_to_float(pixels, self.dtype)
 
     def _labels(self, y: Any, n: int) -> Any:
-        return self.backend.asarray(as_labels(y, n))
+        return self.backend.asarray(as_labels(y, n), copy=False)
 
     def predict_proba(self, x: Any) -> Any:
         """Class probabilities, a host array (n, 10) of the model's dtype."""

@@ -681,7 +681,7 @@ class Trainer:
         self.x_val = self.y_val = None
         if validation:
             train_rows, val_rows = _rng.validation_split(seed, len(x_train), validation)
-            self.x_val = b.pixels_to_float(b.asarray(x_train[val_rows]), dtype)
+            self.x_val = b.pixels_to_float(b.asarray(x_train[val_rows], copy=False), dtype)
             self.y_val = b.asarray(y_train[val_rows])
             x_train, y_train = x_train[train_rows], y_train[train_rows]
         self.n = len(x_train)
@@ -695,7 +695,7 @@ class Trainer:
         if self.batch_size == self.n:
             self.x_full = (self.x_train if b.reads_pixels_directly
                            else b.pixels_to_float(self.x_train, dtype))
-        self.x_test = b.pixels_to_float(b.asarray(mnist.x_test), dtype)
+        self.x_test = b.pixels_to_float(b.asarray(mnist.x_test, copy=False), dtype)
         self.y_test = b.asarray(mnist.y_test)
 
     @property
