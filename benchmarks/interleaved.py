@@ -8,6 +8,12 @@ implementation through the same moments::
 
 prints each round's seconds and the medians. Implementations: plain NumPy and every available
 nnscratch backend (the same code as the suite's ``epoch-*`` cases, from ``baselines.py``).
+
+Mini-batch epochs only: interleaving full-batch steps would be unfair to numba, whose threaded
+full-batch kernels run at half speed while OpenBLAS's worker still spins after the previous
+implementation's products (26.5 ms against 49 ms, benchmarks/NOTES.md); in training nothing
+calls BLAS between numba's full-batch steps. ``benchmarks/run.py --passes N`` is the suite's
+own answer to a drifting machine.
 """
 
 from __future__ import annotations

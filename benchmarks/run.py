@@ -42,7 +42,10 @@ def run_suite(results: Path, threads: int | None, quick: bool, select: str | Non
                f"--benchmark-json={results}", "-p", "no:cacheprovider", "-q"]
     if select:
         command += ["-k", select]
-    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    code = subprocess.run(command, cwd=ROOT, env=env).returncode
+    if code != 0:
+        raise SystemExit(f"run.py: the benchmark suite failed (pytest exit status {code}); "
+                         "its output is above")
     return results
 
 
