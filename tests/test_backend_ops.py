@@ -172,3 +172,10 @@ def test_asarray_copies_and_zeros(backend, dtype):
     assert host(backend, on_backend)[0, 0] == 0
     zeros = host(backend, backend.zeros((2, 3), dtype))
     assert zeros.shape == (2, 3) and zeros.dtype == np.dtype(dtype) and not zeros.any()
+
+
+def test_asarray_without_copy_shares_a_host_array_on_the_cpu(backend, dtype):
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    assert backend.asarray(a, copy=False) is a        # read-only inputs: no copy on the CPU
+    cast = backend.asarray(a, "float32" if dtype == "float64" else "float64", copy=False)
+    assert cast is not a and host(backend, cast).tolist() == a.tolist()   # a cast must copy
