@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import nnscratch
-from nnscratch.train import Trainer
+from nnscratch import Trainer
 
 BLOG_ITERATIONS = 500
 NUMPY_BLOG_ITERATIONS = 20

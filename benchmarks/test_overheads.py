@@ -17,13 +17,12 @@ pytest.importorskip("pytest_benchmark")
 # A child process that creates the backend and runs every kernel of a training step once.
 WARM_UP = """
 import numpy, nnscratch
-from nnscratch.train import Trainer
+from nnscratch import Trainer
 x = numpy.zeros((256, 784), numpy.uint8); y = numpy.arange(256) % 10
 for dtype in ("float32", "float64"):
     t = Trainer(nnscratch.MnistData(x, y, x, y, "", False), backend="{backend}", dtype=dtype,
                 hidden=(16,), momentum=0.9)
-    for batch in t.batches():
-        t.step(*batch)
+    t.run_epoch()
     t.evaluate_test()
 """
 

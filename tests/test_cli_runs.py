@@ -14,7 +14,6 @@ import pytest
 
 import nnscratch
 from nnscratch import runs
-from nnscratch.train import SETTINGS as TRAIN_SETTINGS
 
 from test_cli import assert_user_error, run
 
@@ -117,8 +116,7 @@ def test_lr_1e6_stops_in_the_first_epoch_with_exit_3(tmp_path, clean_env):
 def test_run_folder_mistakes_are_one_line_and_exit_2(tmp_path, clean_env, args, words):
     folder = tmp_path / "run"
     folder.mkdir()  # an unfinished run: the default settings, no checkpoint yet
-    training = {name: nnscratch.train.__kwdefaults__[name] for name in TRAIN_SETTINGS}
-    runs.write_config(folder, {"training": {**training, "hidden": [128]}})
+    runs.write_config(folder, {"training": nnscratch.TrainSettings().to_json()})
     args = [str(folder) if a == "RUN" else a for a in args]
     assert_user_error(run(args, clean_env, cwd=tmp_path), *words)
 

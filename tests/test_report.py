@@ -57,7 +57,7 @@ def test_report_of_an_unfinished_run(sample_mnist, tmp_path):
     import os
     import signal
 
-    from nnscratch.train import Callback, TrainingInterrupted
+    from nnscratch import Callback, TrainingInterrupted
 
     class StopInEpoch2(Callback):
         def on_epoch_start(self, epoch, epochs, steps):

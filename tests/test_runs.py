@@ -14,7 +14,7 @@ import pytest
 import nnscratch
 from nnscratch import ConfigError, RunFolderError, TrainingDivergedError
 from nnscratch import runs
-from nnscratch.train import Callback, ProgressPrinter, Trainer, TrainingInterrupted
+from nnscratch import Callback, ProgressPrinter, Trainer, TrainingInterrupted
 
 SMALL = {"hidden": (16,), "epochs": 2, "batch_size": 200, "progress": False}
 
@@ -194,7 +194,7 @@ def test_holding_out_data_changes_neither_initial_weights_nor_batch_order(sample
 
 
 @pytest.mark.parametrize("kwargs,word", [
-    ({"patience": 2}, "patience needs a validation split"),
+    ({"patience": 2}, "patience needs validation"),
     ({"validation": 1.0}, "validation"),
     ({"optimizer": "adam", "momentum": 0.9}, "momentum"),
     ({"schedule": "cosine", "lr_min": 1.0}, "lr_min"),

@@ -11,7 +11,7 @@ import pytest
 import nnscratch
 from nnscratch import ConfigError, TrainingDivergedError
 from nnscratch.optim import SGD
-from nnscratch.train import Callback, ProgressPrinter
+from nnscratch import Callback, ProgressPrinter
 
 
 def small_run(data, **kwargs):

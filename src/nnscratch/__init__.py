@@ -8,20 +8,31 @@ interchangeable array backends (NumPy here; Numba and CuPy as plugins).
 
 from __future__ import annotations
 
+import sys
+import types
+
+from . import callbacks as _callbacks
+from . import trainer as _trainer
+from . import training as _training
 from .backend import Backend, BackendInfo, available_backends, get_backend, use_backend
+from .callbacks import Callback, EpochStats, ProgressPrinter
 from .data import MnistData, load_mnist
 from .errors import (BackendUnavailableError, ConfigError, DataError, ModelFileError,
                      NNScratchError, RunFolderError, TrainingDivergedError)
 from .model import MLP, load_model
 from .optim import SGD, Adam, LRSchedule
 from .report import build_report
-from .train import Callback, EpochStats, ProgressPrinter, TrainingInterrupted, TrainResult, train
+from .settings import SettingsError, TrainSettings
+from .trainer import Trainer
+from .training import TrainingInterrupted, TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "train",
+    "TrainSettings",
     "TrainResult",
+    "Trainer",
     "EpochStats",
     "Callback",
     "ProgressPrinter",
@@ -41,6 +52,7 @@ __all__ = [
     "use_backend",
     "NNScratchError",
     "ConfigError",
+    "SettingsError",
     "DataError",
     "ModelFileError",
     "BackendUnavailableError",
@@ -48,3 +60,16 @@ __all__ = [
     "RunFolderError",
     "__version__",
 ]
+
+
+def _old_train_module() -> types.ModuleType:
+    """``nnscratch.train`` was a module as well as the function, and the function hid it; it
+    was split into trainer, training and callbacks. For one release, ``from nnscratch.train
+    import Trainer`` (and its other names) still works; ``nnscratch.train`` is the function."""
+    module = types.ModuleType(f"{__name__}.train", _old_train_module.__doc__)
+    for source in (_callbacks, _trainer, _training):
+        module.__dict__.update({name: getattr(source, name) for name in source.__all__})
+    return module
+
+
+sys.modules.setdefault(f"{__name__}.train", _old_train_module())

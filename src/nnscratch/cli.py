@@ -7,17 +7,17 @@ prints one line on stderr and exits with code 2; a diverging run exits with code
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import NNScratchError
+from .settings import FLAG, POSITIVE_INT, STEP_SETTINGS, Rule, SettingsError, TrainSettings
 
 if TYPE_CHECKING:
-    from .train import TrainingInterrupted, TrainResult
+    from .training import TrainingInterrupted, TrainResult
 
 __all__ = ["main", "build_parser"]
 
@@ -31,57 +31,56 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-# --- option types: each rejects an impossible value with one sentence ---------------------
+# --- options made from TrainSettings ---------------------------------------------------------
 
-def _number(convert, accept, expected: str):
-    """An argparse type: ``convert(text)``, refused unless ``accept(value)``, saying what was
-    ``expected``."""
-    def parse(text: str):
+def _flag(name: str) -> str:
+    """The command line's spelling of a setting: ``lr_min`` is ``--lr-min``."""
+    return "--" + name.replace("_", "-")
+
+
+def _option_type(rule: Rule) -> Callable[[str], Any]:
+    """An argparse type that reads a setting and refuses, in one sentence, a value its rule
+    does not accept."""
+    def parse(text: str) -> Any:
         try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
+            return rule.from_text(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"expected {rule.expected}, got {text!r}") from None
     return parse
 
 
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
-_non_negative_float = _number(float, lambda v: math.isfinite(v) and v >= 0,
-                              "a number of at least 0")
-_momentum = _number(float, lambda v: 0.0 <= v < 1.0,
-                    "a number from 0 up to (not including) 1")
-_fraction = _number(float, lambda v: 0.0 <= v < 1.0,
-                    "a fraction from 0 up to (not including) 1")
-_seed = _number(int, lambda v: v >= 0, "a non-negative integer")
+def _shown_default(default: Any) -> str:
+    if default is None:
+        return "none"
+    if isinstance(default, tuple):
+        return ",".join(map(str, default))
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
-def _hidden_sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(_positive_int(part) for part in text.split(","))
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected positive layer sizes separated by commas (e.g. 128 or 256,64), "
-            f"got {text!r}") from None
+def _setting_help(name: str) -> str:
+    _, default, _, meta = next(item for item in TrainSettings.describe() if item[0] == name)
+    return f"{meta['help']} (default: {meta['shown'] or _shown_default(default)})"
 
 
-def _batch_size(text: str) -> int | None:
-    return None if text == "full" else _positive_int(text)
+def _add_settings(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """An option for each setting in ``names``, as TrainSettings declares it. An option not
+    given is absent from the parsed arguments (its default is TrainSettings'), so a resumed
+    run can tell what was given."""
+    for name, default, rule, meta in TrainSettings.describe():
+        if name not in names:
+            continue
+        if rule.accept is FLAG.accept:
+            p.add_argument(_flag(name), action="store_true", default=argparse.SUPPRESS,
+                           help=meta["help"])
+        else:
+            p.add_argument(_flag(name), type=_option_type(rule), choices=rule.choices,
+                           default=argparse.SUPPRESS, metavar=meta["metavar"],
+                           help=_setting_help(name))
 
 
-def _decay_factor(text: str) -> float:
-    value = _positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a factor above 0 and at most 1, got {text!r}")
-    return value
-
-
-def _schedule(text: str) -> str | None:
-    if text not in ("none", "step", "cosine"):
-        raise argparse.ArgumentTypeError(f"expected none, step or cosine, got {text!r}")
-    return None if text == "none" else text
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by name."""
+    return {name: getattr(args, name) for name in TrainSettings.names() if hasattr(args, name)}
 
 
 def _train_data_path(args: argparse.Namespace) -> str | None:
@@ -108,37 +107,25 @@ def _train_target(args: argparse.Namespace) -> str | None:
     return out
 
 
-def _check_option_pairs(args: argparse.Namespace) -> None:
-    """Options that only mean something with another, refused before any data is read (train()
-    checks them too, in its own parameter names)."""
-    if args.patience is not None and not args.validation:
-        raise NNScratchError("--patience needs --validation: a held-out fraction (e.g. 0.1) "
-                             "to watch")
-    if args.nesterov and not args.momentum:
-        raise NNScratchError("--nesterov needs --momentum above 0 (e.g. 0.9)")
-
-
 def _run_train(args: argparse.Namespace) -> int:
     from .backend import get_backend
+    from .callbacks import ProgressPrinter
     from .data import load_mnist
-    from .train import ProgressPrinter, TrainingInterrupted, train
+    from .training import TrainingInterrupted, train
 
     out = _train_target(args)
-    _check_option_pairs(args)
-    if args.backend is not None or not args.resume:
-        get_backend(args.backend)  # an unknown or unavailable backend fails before the data loads
+    options = _given_settings(args)
+    backend = options.pop("backend", None)
+    if not args.resume:
+        TrainSettings(**options)  # an impossible combination fails before the data is read
+    if backend is not None or not args.resume:
+        get_backend(backend)  # an unknown or unavailable backend fails before the data loads
     mnist = load_mnist(_train_data_path(args))
     print(f"data: {mnist.source}", flush=True)
     printer = None if args.quiet else ProgressPrinter(sys.stdout, every=args.log_every)
     try:
-        result = train(mnist, backend=args.backend, hidden=args.hidden, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                       seed=args.seed, dtype=args.dtype, init=args.init, progress=False,
-                       callback=printer, optimizer=args.optimizer, nesterov=args.nesterov,
-                       weight_decay=args.weight_decay, schedule=args.schedule,
-                       lr_step=args.lr_step, lr_gamma=args.lr_gamma, lr_min=args.lr_min,
-                       validation=args.validation, patience=args.patience, out=out,
-                       resume=args.resume)
+        result = train(mnist, backend=backend, progress=False, callback=printer, out=out,
+                       resume=args.resume, **options)
     except TrainingInterrupted as stop:
         print(f"nnscratch train: {_interruption(stop)}", file=sys.stderr)
         return 130
@@ -211,22 +198,21 @@ def _run_compare(args: argparse.Namespace) -> int:
     from .data import load_mnist
 
     names = args.backends
+    s = TrainSettings(**_given_settings(args))
     mnist = load_mnist(args.data)
     print(f"data: {mnist.source}")
-    sizes = "-".join(map(str, (784, *args.hidden, 10)))
-    batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
-    settings = dict(steps=args.steps, dtype=args.dtype, hidden=args.hidden,
-                    batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                    seed=args.seed)
+    sizes = "-".join(map(str, (784, *s.hidden, 10)))
+    batch = "full batch" if s.batch_size is None else f"batch {s.batch_size}"
     agree = True
     for other in names[1:]:
-        print(f"\n{other} against {names[0]} (the reference): {sizes}, {args.dtype}, {batch}, "
-              f"lr {args.lr:g}, momentum {args.momentum:g}, seed {args.seed}, {args.steps} steps")
-        result = compare_backends(names[0], other, mnist, **settings)
+        print(f"\n{other} against {names[0]} (the reference): {sizes}, {s.dtype}, {batch}, "
+              f"{s.optimizer}, lr {s.lr:g}, momentum {s.momentum:g}, seed {s.seed}, "
+              f"{args.steps} steps")
+        result = compare_backends(names[0], other, mnist, steps=args.steps, settings=s)
         print(f"{'steps':>11}  {'loss diff':>9}  {'param diff':>10}  {'allowed':>8}")
         for first, last in result.step_ranges():
             loss, params = result.worst(first, last)
-            allowed = trajectory_tolerance(args.dtype, last)
+            allowed = trajectory_tolerance(s.dtype, last)
             steps = str(first) if first == last else f"{first}-{last}"
             verdict = "ok" if max(loss, params) <= allowed else "TOO FAR"
             print(f"{steps:>11}  {loss:9.1e}  {params:10.1e}  {allowed:8.1e}  {verdict}")
@@ -270,7 +256,7 @@ DATA_HELP = ("where MNIST is: a folder with the four IDX files (.gz or raw), mni
              "default: $NNSCRATCH_DATA, then the user cache, then a download into it if "
              "NNSCRATCH_DOWNLOAD=1, then the small sample bundled with nnscratch (see "
              "'nnscratch data')")
-BACKEND_HELP = "array backend (see 'nnscratch backends'); default: $NNSCRATCH_BACKEND or numpy"
+BACKEND_HELP = _setting_help("backend")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -282,47 +268,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                     "current step, saves a checkpoint in the run folder and exits with 130; "
                     "a loss that becomes NaN or infinite stops the run with exit code 3.")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
-    p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
-    p.add_argument("--hidden", type=_hidden_sizes, default=(128,), metavar="SIZES",
-                   help="hidden layer sizes, comma-separated (default: 128)")
-    p.add_argument("--epochs", type=_positive_int, default=5, metavar="N",
-                   help="passes over the training set (default: 5)")
-    p.add_argument("--batch-size", type=_batch_size, default=128, metavar="N|full",
-                   help="mini-batch size, or 'full' for full-batch gradient descent, one step "
-                        "per epoch (default: 128)")
-    p.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate (default: 0.1)")
-    p.add_argument("--momentum", type=_momentum, default=0.0,
-                   help="SGD momentum in [0, 1) (default: 0, plain SGD)")
-    p.add_argument("--seed", type=_seed, default=0,
-                   help="seed for the initial weights and the batch order (default: 0)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating-point type of the parameters (default: float32)")
-    p.add_argument("--init", choices=("he", "xavier", "seed"), default="he",
-                   help="weight initialisation: he, xavier, or seed (uniform in [0, 0.01), as in "
-                        "the blog posts) (default: he)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                   help="sgd (with --momentum, optionally --nesterov) or adam (use a learning "
-                        "rate around 0.001) (default: sgd)")
-    p.add_argument("--nesterov", action="store_true",
-                   help="Nesterov momentum instead of heavy-ball (SGD, needs --momentum > 0)")
-    p.add_argument("--weight-decay", type=_non_negative_float, default=0.0, metavar="L2",
-                   help="L2 weight decay of the weights, not the biases (default: 0)")
-    p.add_argument("--schedule", type=_schedule, default=None, metavar="none|step|cosine",
-                   help="learning-rate schedule, one rate per epoch: step multiplies it by "
-                        "--lr-gamma every --lr-step epochs; cosine falls from --lr towards "
-                        "--lr-min (default: none)")
-    p.add_argument("--lr-step", type=_positive_int, default=None, metavar="N",
-                   help="epochs between the step schedule's drops (default: a third of --epochs)")
-    p.add_argument("--lr-gamma", type=_decay_factor, default=0.1, metavar="G",
-                   help="the step schedule's factor per drop, in (0, 1] (default: 0.1)")
-    p.add_argument("--lr-min", type=_non_negative_float, default=0.0, metavar="LR",
-                   help="where the cosine schedule ends (default: 0)")
-    p.add_argument("--validation", type=_fraction, default=0.0, metavar="FRACTION",
-                   help="hold out this fraction of the training images; the model keeps the "
-                        "parameters of the epoch with the lowest validation loss (default: 0)")
-    p.add_argument("--patience", type=_positive_int, default=None, metavar="N",
-                   help="with --validation, stop after N epochs without a better validation "
-                        "loss (default: train all --epochs)")
+    _add_settings(p, TrainSettings.names())
     p.add_argument("--out", default=None, metavar="PATH",
                    help=f"a path ending in .npz: write just the model file there (default: "
                         f"{DEFAULT_MODEL_PATH}); any other path: a run folder, created, with the "
@@ -333,7 +279,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                    help="continue the run in folder RUN from its checkpoint with its saved "
                         "settings, bit-identical to an uninterrupted run on numpy, on the data "
                         "it recorded (the path it was given) unless --data names another copy")
-    p.add_argument("--log-every", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--log-every", type=_option_type(POSITIVE_INT), default=1, metavar="N",
                    help="print every N-th epoch's line; the first and last are always printed "
                         "(default: 1)")
     p.add_argument("--quiet", action="store_true",
@@ -351,19 +297,10 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                     "any difference exceeds its tolerance.")
     p.add_argument("--backends", type=_backend_list, required=True, metavar="A,B[,...]",
                    help="backends to compare; the first is the reference (e.g. numpy,numba)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating-point type (default: float32)")
-    p.add_argument("--steps", type=_positive_int, default=300, metavar="N",
+    p.add_argument("--steps", type=_option_type(POSITIVE_INT), default=300, metavar="N",
                    help="training steps to compare (default: 300)")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
-    p.add_argument("--hidden", type=_hidden_sizes, default=(128,), metavar="SIZES",
-                   help="hidden layer sizes, comma-separated (default: 128)")
-    p.add_argument("--batch-size", type=_batch_size, default=128, metavar="N|full",
-                   help="mini-batch size, or 'full' (default: 128)")
-    p.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate (default: 0.1)")
-    p.add_argument("--momentum", type=_momentum, default=0.0,
-                   help="SGD momentum in [0, 1) (default: 0)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    _add_settings(p, STEP_SETTINGS)
     p.set_defaults(run=_run_compare)
 
 
@@ -479,7 +416,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--show-input", metavar="PATH",
                    help="save the 28x28 image the model saw as PATH (e.g. seen.png); with "
                         "several images, as PATH numbered -1, -2, ... before its suffix")
-    p.add_argument("--top", type=_positive_int, default=3, metavar="K",
+    p.add_argument("--top", type=_option_type(POSITIVE_INT), default=3, metavar="K",
                    help="how many of the likeliest digits to show (default: 3)")
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
     p.set_defaults(run=_run_predict)
@@ -516,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except NNScratchError as exc:
-        print(f"nnscratch {args.command}: error: {exc}", file=sys.stderr)
+        # A setting's mistake is told in the options' own names (--lr-min, not lr_min).
+        message = exc.spelled(_flag) if isinstance(exc, SettingsError) else str(exc)
+        print(f"nnscratch {args.command}: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"nnscratch {args.command}: interrupted; nothing was written", file=sys.stderr)

@@ -6,14 +6,16 @@ This is the user-facing form of the agreement suite's trajectory check (``nnscra
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import MnistData
-from .train import Trainer
+from .settings import TrainSettings
+from .trainer import Trainer, settings_from
+
+if TYPE_CHECKING:
+    from .data import MnistData
 
 __all__ = ["StepDifference", "Comparison", "compare_backends", "tolerance",
            "trajectory_tolerance"]
@@ -85,18 +87,14 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_backends(reference: str, other: str, data: MnistData, *, steps: int = 300,
-                     dtype: str = "float32", hidden: Sequence[int] = (128,),
-                     batch_size: int | None = 128, lr: float = 0.1, momentum: float = 0.0,
-                     seed: int = 0, init: str = "he", optimizer: str = "sgd",
-                     nesterov: bool = False, weight_decay: float = 0.0) -> Comparison:
+                     settings: TrainSettings | None = None, **options: Any) -> Comparison:
     """Train on both backends from the same seed for ``steps`` steps, comparing the batch loss
-    and every parameter after each step, then both models' test accuracy. The optimiser
-    settings are :func:`~nnscratch.train`'s."""
-    settings = {"hidden": hidden, "batch_size": batch_size, "lr": lr, "momentum": momentum,
-                "seed": seed, "dtype": dtype, "init": init, "optimizer": optimizer,
-                "nesterov": nesterov, "weight_decay": weight_decay}
-    ref = Trainer(data, backend=reference, **settings)
-    oth = Trainer(data, backend=other, **settings)
+    and every parameter after each step, then both models' test accuracy. The run is described
+    by ``settings`` and/or setting keywords, as for :func:`~nnscratch.train` (of them, those of
+    a single step matter); its backend is replaced by each of the two."""
+    settings = settings_from(settings, options)
+    ref = Trainer(data, settings, backend=reference)
+    oth = Trainer(data, settings, backend=other)
     differences: list[StepDifference] = []
     while len(differences) < steps:
         for (x_ref, y_ref), (x_oth, y_oth) in zip(ref.batches(), oth.batches()):
@@ -108,5 +106,6 @@ def compare_backends(reference: str, other: str, data: MnistData, *, steps: int 
                 max(_relative(p_oth[name], p_ref[name]) for name in p_ref)))
             if len(differences) == steps:
                 break
-    return Comparison(ref.model.backend.name, oth.model.backend.name, dtype, differences,
+    return Comparison(ref.model.backend.name, oth.model.backend.name, settings.dtype,
+                      differences,
                       ref.evaluate_test()["accuracy"], oth.evaluate_test()["accuracy"])

@@ -1,0 +1,194 @@
+"""The step and epoch engine: a model, its optimiser and the data on its backend, and
+:meth:`Trainer.run_epoch`, the loop that :func:`nnscratch.train`, ``nnscratch compare``, the
+agreement suite and the benchmarks all run.
+
+It knows nothing of run folders, resuming or Ctrl-C (:mod:`nnscratch.training` adds those); it
+only trains, reads the losses back, and stops at the first that shows divergence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import rng as _rng
+from .backend import Backend
+from .model import MLP
+from .optim import make_optimizer
+from .settings import TrainSettings
+
+if TYPE_CHECKING:
+    from .callbacks import Callback
+    from .data import MnistData
+
+__all__ = ["Trainer", "EpochProgress", "LossDiverged", "DIVERGED_LOSS", "settings_from"]
+
+#: A batch loss above this also counts as divergence, like NaN and infinity. Chance level is
+#: ln 10 = 2.3; a loss of 10,000 means logits thousands apart, which only an exploding run
+#: reaches, and whether such a run's loss overflows to infinity depends on how the backend
+#: rounds (NumPy's float32 mean overflows where a float64 accumulator does not).
+DIVERGED_LOSS = 1e4
+
+
+def settings_from(settings: TrainSettings | None, options: dict[str, Any]) -> TrainSettings:
+    """``settings`` (default: the defaults) with the setting keywords ``options`` applied."""
+    if settings is None:
+        return TrainSettings(**options) if options else TrainSettings()
+    if not isinstance(settings, TrainSettings):
+        raise TypeError(f"settings must be a TrainSettings; got {type(settings).__name__}")
+    return settings.replace(**options) if options else settings
+
+
+@dataclass
+class EpochProgress:
+    """How far an epoch has got: ``step`` steps done, and the running sums over them (losses
+    times batch rows, images seen, correct predictions, seconds spent training)."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    correct: int = 0
+    seconds: float = 0.0
+
+    def start_epoch(self) -> None:
+        self.step, self.loss_sum, self.seen, self.correct, self.seconds = 0, 0.0, 0, 0, 0.0
+
+
+class LossDiverged(ArithmeticError):
+    """The loss of step ``step`` became ``value`` (NaN, infinite or above DIVERGED_LOSS);
+    :func:`nnscratch.train` reports it as a TrainingDivergedError with the run's context."""
+
+    def __init__(self, step: int, value: float) -> None:
+        super().__init__(f"the loss became {value:.3g} at step {step}")
+        self.step, self.value = step, value
+
+
+class Trainer:
+    """A model, its optimiser and the data on its backend (copied there once).
+
+    Built from a :class:`~nnscratch.TrainSettings` (or its keywords; of them, the settings of
+    a single step and ``validation`` matter here). Two trainers built with the same settings on
+    different backends start from the same weights and yield the same batches in the same
+    order: :mod:`nnscratch.compare` relies on it. With ``validation`` > 0 that fraction of the
+    training images is held out (see :func:`nnscratch.rng.validation_split`) and :attr:`n`
+    counts the rest. ``backend`` (a name or a Backend) overrides the settings' backend.
+    """
+
+    def __init__(self, data: MnistData, settings: TrainSettings | None = None, *,
+                 backend: str | Backend | None = None, **options: Any) -> None:
+        s = self.settings = settings_from(settings, options)
+        self.optimizer = make_optimizer(s.optimizer, s.lr, momentum=s.momentum,
+                                        nesterov=s.nesterov, weight_decay=s.weight_decay)
+        init_rng, self.order_rng = _rng.generators(s.seed)
+        self.model = MLP(s.hidden, backend=backend if backend is not None else s.backend,
+                         dtype=s.dtype, init=s.init, seed=init_rng)
+        self._place_data(data, s)
+
+    def _place_data(self, data: MnistData, s: TrainSettings) -> None:
+        b, dtype = self.model.backend, s.dtype
+        x_train, y_train = data.x_train, data.y_train
+        self.x_val = self.y_val = None
+        if s.validation:
+            train_rows, val_rows = _rng.validation_split(s.seed, len(x_train), s.validation)
+            self.x_val = b.pixels_to_float(b.asarray(x_train[val_rows], copy=False), dtype)
+            self.y_val = b.asarray(y_train[val_rows])
+            x_train, y_train = x_train[train_rows], y_train[train_rows]
+        self.n = len(x_train)
+        self.batch_size = self.n if s.batch_size is None else min(s.batch_size, self.n)
+        # Pixels travel as uint8 (a quarter of float32's bytes) and are scaled per batch.
+        self.x_train = b.asarray(x_train)
+        self.y_train = b.asarray(y_train)
+        # Full batch: every step reads all images, so scale them once, not once per step,
+        # unless the backend reads the uint8 images faster than a float copy.
+        self.x_full = None
+        if self.batch_size == self.n:
+            self.x_full = (self.x_train if b.reads_pixels_directly
+                           else b.pixels_to_float(self.x_train, dtype))
+        self.x_test = b.pixels_to_float(b.asarray(data.x_test, copy=False), dtype)
+        self.y_test = b.asarray(data.y_test)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def batches(self, start: int = 0) -> Iterator[tuple[Any, Any]]:
+        """One epoch's batches as backend arrays: images (n, 784) and integer labels (n,). The
+        images are floats, or the uint8 pixels for a full batch on a backend that
+        :attr:`~nnscratch.Backend.reads_pixels_directly`; the model takes either.
+
+        The epoch's order is drawn whole even when ``start`` (0-based) skips its first
+        batches, so the batch-order generator advances exactly as in a whole epoch.
+        """
+        b = self.model.backend
+        if self.x_full is not None:
+            if start == 0:
+                yield self.x_full, self.y_train
+            return
+        order = b.asarray(_rng.batch_order(self.order_rng, self.n))
+        for begin in range(start * self.batch_size, self.n, self.batch_size):
+            rows = order[begin:begin + self.batch_size]
+            yield (b.pixels_to_float(self.x_train, self.model.dtype, rows=rows),
+                   b.take_rows(self.y_train, rows))
+
+    def step(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """One update; the batch's loss and correct count, as 0-d backend arrays."""
+        return self.model.fit_batch(x, y, self.optimizer)
+
+    def run_epoch(self, progress: EpochProgress | None = None, *,
+                  callbacks: Sequence[Callback] = (),
+                  stop: Callable[[], bool] | None = None) -> EpochProgress:
+        """Train one epoch, or its rest after ``progress.step`` steps; returns ``progress``
+        (a new one by default) with its running sums updated.
+
+        The losses are read back every :attr:`~nnscratch.Backend.loss_check_interval` steps
+        and at the end; the first that is NaN, infinite or above :data:`DIVERGED_LOSS` raises
+        :class:`LossDiverged` naming its step. ``callbacks`` get ``on_loss`` after each read
+        and ``on_step`` after each step. ``stop`` is asked after every step: when it answers
+        True, the losses are checked and the epoch ends there (``progress.step`` then is less
+        than :attr:`steps_per_epoch`).
+        """
+        progress = EpochProgress() if progress is None else progress
+        b = self.model.backend
+        started, pending, correct = time.perf_counter(), [], 0
+        for step, (x, y) in enumerate(self.batches(start=progress.step), start=progress.step + 1):
+            loss, right = self.step(x, y)
+            correct = correct + right  # summed on the backend: no waiting for it
+            pending.append((step, loss, int(y.shape[0])))
+            stopping = stop is not None and stop()  # asked once: a signal may come any moment
+            if stopping or len(pending) >= b.loss_check_interval or step == self.steps_per_epoch:
+                self._check_losses(pending, progress, callbacks)
+                pending = []
+            progress.step = step
+            for cb in callbacks:
+                cb.on_step(step)
+            if stopping:
+                break
+        b.synchronize()
+        progress.seconds += time.perf_counter() - started
+        progress.correct += int(b.to_numpy(correct))
+        return progress
+
+    def _check_losses(self, pending: list[tuple[int, Any, int]], progress: EpochProgress,
+                      callbacks: Sequence[Callback]) -> None:
+        """Read the pending steps' losses back; stop at the first that shows divergence."""
+        to_host = self.model.backend.to_numpy
+        for step, loss, n in pending:
+            value = float(to_host(loss))
+            if not value <= DIVERGED_LOSS:  # NaN fails every comparison
+                raise LossDiverged(step, value)
+            progress.loss_sum += value * n
+            progress.seen += n
+        for cb in callbacks:
+            cb.on_loss(pending[-1][0], progress.seen, progress.loss_sum / progress.seen)
+
+    def evaluate_test(self) -> dict[str, float]:
+        """Accuracy and loss on the test set."""
+        return self.model.evaluate_arrays(self.x_test, self.y_test)
+
+    def evaluate_validation(self) -> dict[str, float] | None:
+        """Accuracy and loss on the held-out validation images; None without a split."""
+        if self.x_val is None:
+            return None
+        return self.model.evaluate_arrays(self.x_val, self.y_val)

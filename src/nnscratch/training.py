@@ -1,0 +1,471 @@
+""":func:`train`: a whole training run — epochs of :meth:`~nnscratch.Trainer.run_epoch`,
+schedules, validation and early stopping, evaluation, run folders with checkpoints, resuming,
+Ctrl-C and divergence."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .backend import Backend
+from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
+from .data import MnistData, as_labels, as_pixels, load_mnist
+from .errors import ConfigError, RunFolderError, TrainingDivergedError
+from .model import MLP
+from .optim import LRSchedule
+from .settings import TrainSettings
+from .trainer import EpochProgress, LossDiverged, Trainer, settings_from
+
+__all__ = ["train", "TrainResult", "TrainingInterrupted"]
+
+
+@dataclass
+class TrainResult:
+    """The trained model, its per-epoch history, the settings used and where the data came from.
+
+    With a validation split the model holds the parameters of ``best_epoch``, the epoch with
+    the lowest validation loss; ``run_dir`` is the run folder when one was written.
+    """
+
+    model: MLP
+    history: list[EpochStats]
+    settings: TrainSettings
+    data_source: str
+    data_is_sample: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+    run_dir: Path | None = None
+
+    @property
+    def final(self) -> EpochStats:
+        """The stats of the epoch whose parameters the model holds."""
+        return self.history[(self.best_epoch or len(self.history)) - 1]
+
+    @property
+    def test_accuracy(self) -> float:
+        """The test accuracy of the model returned (after the last epoch, or the best one)."""
+        return self.final.test_accuracy
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model with its training settings, data source and test accuracy."""
+        return self.model.save(path, training=self.settings.to_json(),
+                               data_source=self.data_source, test_accuracy=self.test_accuracy)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :func:`train`; a KeyboardInterrupt, so code that does not know it
+    stops as for any Ctrl-C.
+
+    The first Ctrl-C stops after the current step (``step`` of ``steps`` in ``epoch``) and
+    writes the checkpoint; a second one stops at once (``at_once``) and leaves the last
+    checkpoint written, if any. ``run_dir`` is the run folder (None without one) and
+    ``checkpoint`` the checkpoint to resume from (None if there is none).
+    """
+
+    def __init__(self, epoch: int, step: int, steps: int, run_dir: Path | None,
+                 checkpoint: Path | None, at_once: bool = False) -> None:
+        self.epoch, self.step, self.steps, self.at_once = epoch, step, steps, at_once
+        self.run_dir, self.checkpoint = run_dir, checkpoint
+        if at_once:
+            where = f"stopped at once by a second Ctrl-C in epoch {epoch}"
+        elif step:
+            where = f"interrupted in epoch {epoch} after step {step} of {steps}"
+        else:
+            where = f"interrupted before epoch {epoch}"
+        super().__init__(where)
+
+
+# --- train() ----------------------------------------------------------------------------------
+
+def train(data: Any = None, *, settings: TrainSettings | None = None,
+          backend: str | Backend | None = None, progress: bool | None = None,
+          callback: Any = None, out: str | os.PathLike | None = None,
+          resume: str | os.PathLike | None = None, **options: Any) -> TrainResult:
+    """Train a classifier of MNIST digits and return it with its history.
+
+    The run is described by ``settings`` (a :class:`~nnscratch.TrainSettings`) and/or the
+    settings as keywords (``hidden``, ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``seed``,
+    ``dtype``, ``init``, ``optimizer``, ``nesterov``, ``weight_decay``, ``schedule``,
+    ``lr_step``, ``lr_gamma``, ``lr_min``, ``validation``, ``patience``; see TrainSettings for
+    each), which override the ``settings`` given.
+
+    ``data``: a folder of MNIST IDX files, an :class:`~nnscratch.data.MnistData`, a tuple
+    ``(x_train, y_train, x_test, y_test)``, or None to take the data from ``NNSCRATCH_DATA``,
+    the user cache or, failing those, the small sample bundled with nnscratch.
+    ``backend``: a name (``"numpy"``, ``"numba"``, ``"cupy"``...), a Backend, or None for the
+    settings' backend, else the current default (see :func:`~nnscratch.get_backend`).
+    ``progress``: print progress to stderr (default: only when it is a terminal).
+    ``callback``: a :class:`Callback`, a function called with each :class:`EpochStats`, or a
+    list of them.
+
+    ``out``: a path ending in ``.npz`` writes the model file there when training ends; any
+    other path is a run folder (see :mod:`nnscratch.runs`): settings, metrics, a checkpoint
+    after every epoch, the model, and a report. ``resume``: a run folder to continue from its
+    checkpoint with its saved settings (settings may be left out; one given must equal the
+    saved one; the backend may differ); on the NumPy backend the result is bit-identical to an
+    uninterrupted run.
+
+    The same seed on the same backend gives bit-identical parameters. Raises
+    :class:`~nnscratch.errors.TrainingDivergedError` naming the epoch and step when a batch's
+    loss becomes NaN, infinite or larger than :data:`~nnscratch.trainer.DIVERGED_LOSS` (a run
+    folder keeps its last good checkpoint), and :class:`TrainingInterrupted` (a
+    KeyboardInterrupt) on Ctrl-C: after the current step, once the checkpoint is written to the
+    run folder if there is one; at once on a second Ctrl-C. The Ctrl-C handler is installed
+    only while training runs.
+    """
+    unknown = [name for name in options if name not in TrainSettings.names()]
+    if unknown:
+        raise TypeError(f"train() got an unexpected keyword argument {unknown[0]!r}")
+    folder, config = None, None
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise ConfigError("give either out (a new run) or resume (an existing run), not both")
+        folder = runs.open_run_folder(resume)
+        config = runs.read_config(folder)
+        run_settings = _resumed_settings(settings, options, config, folder)
+        data = config.get("data") if data is None else data
+    else:
+        run_settings = settings_from(settings, options)
+    session = _Session(_as_data(data), run_settings, backend, make_callbacks(progress, callback))
+    if resume is not None:
+        session.resume(folder, config)
+    elif out is not None and not runs.is_model_path(out):
+        session.start_run_folder(out, data)
+    elif out is not None:
+        runs.check_model_target(out)
+    with warnings.catch_warnings():
+        # A diverging run overflows; it is detected and reported as TrainingDivergedError, so
+        # the array library's overflow warnings would only repeat it less clearly.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = session.run()
+    if out is not None and runs.is_model_path(out):
+        result.save(out)
+    return result
+
+
+def _signature_with_settings() -> inspect.Signature:
+    """train()'s signature with each setting as a keyword and its default, for help() and
+    editors; the settings themselves are declared once, in TrainSettings."""
+    parameters = list(inspect.signature(train).parameters.values())[:-1]  # without **options
+    parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                   for name, default, _, _ in TrainSettings.describe()
+                   if name != "backend"]  # train() has its own, which also takes a Backend
+    return inspect.signature(train).replace(parameters=parameters)
+
+
+train.__signature__ = _signature_with_settings()  # type: ignore[attr-defined]
+
+
+def _as_data(data: Any) -> MnistData:
+    """Accept a path (or None: the default resolution order), an MnistData, or a tuple
+    ``(x_train, y_train, x_test, y_test)`` of host arrays."""
+    if data is None or isinstance(data, (str, os.PathLike)):
+        return load_mnist(data)
+    if isinstance(data, MnistData):
+        return data
+    if isinstance(data, tuple) and len(data) == 4:
+        x_train, x_test = as_pixels(data[0]), as_pixels(data[2])
+        return MnistData(x_train, as_labels(data[1], len(x_train)), x_test,
+                         as_labels(data[3], len(x_test)), "arrays given to train()", False)
+    raise ConfigError("data must be a folder path, an MnistData, or a tuple "
+                      f"(x_train, y_train, x_test, y_test); got {type(data).__name__}")
+
+
+def _resumed_settings(settings: TrainSettings | None, options: dict[str, Any],
+                      config: dict[str, Any], folder: Path) -> TrainSettings:
+    """The saved settings of a run. A setting given (as a keyword or in ``settings``) that
+    differs from the saved one is refused: it would change the run being continued. The
+    backend may differ; where it is not given, the saved one is used."""
+    try:
+        saved = TrainSettings.from_json(config.get("training"))
+    except ConfigError as exc:
+        raise RunFolderError(f"{folder / runs.CONFIG} holds settings this nnscratch cannot "
+                             f"use ({exc}), so the run cannot be resumed") from None
+    given = {**(settings.to_json() if settings is not None else {}), **options}
+    given.pop("backend", None)
+    # The given values in stored form (a list of layer sizes as a tuple, 1 as 1.0), so that
+    # only real differences are refused; an impossible value fails here, as for a new run.
+    mine = saved.replace(**given)
+    for name, (value, kept) in mine.differences(saved).items():
+        raise ConfigError(f"{name} {value!r} differs from the {kept!r} of the run in {folder}: "
+                          f"a resumed run keeps the settings it started with")
+    return saved
+
+
+@contextlib.contextmanager
+def _stop_on_sigint() -> Iterator[dict[str, bool]]:
+    """While training, the first Ctrl-C (SIGINT) only sets a flag, which the loop checks after
+    every step; a second one raises KeyboardInterrupt at once. The previous handler comes back
+    afterwards. Outside the main thread signals cannot be caught, and Ctrl-C acts as usual."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+@dataclass
+class _Position(EpochProgress):
+    """Where a run stands: with the parameters and the optimiser's state, all it takes to
+    continue it exactly. ``step`` steps of ``epoch`` are done (with the epoch's running sums of
+    :class:`~nnscratch.trainer.EpochProgress`); ``order_state`` is the batch-order generator's
+    state at the start of ``epoch``, so its batch order can be drawn again."""
+
+    epoch: int = 1
+    order_state: dict[str, Any] | None = None
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    epochs_without_improvement: int = 0
+    stopped_early: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["history"] = history_as_dicts(self.history)
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> _Position:
+        position = cls(**{**record, "history": []})
+        position.history = [EpochStats(**stats) for stats in record["history"]]
+        return position
+
+
+class _Session:
+    """One call of :func:`train`: the trainer, the epoch loop and, if any, the run folder."""
+
+    def __init__(self, mnist: MnistData, settings: TrainSettings,
+                 backend: str | Backend | None, callbacks: list[Callback]) -> None:
+        s = settings
+        self.schedule = LRSchedule(s.lr, s.epochs, s.schedule, s.lr_step, s.lr_gamma, s.lr_min)
+        self.trainer = Trainer(mnist, s, backend=backend)
+        self.mnist = mnist
+        self.settings = s.replace(backend=self.trainer.model.backend.name)
+        self.callbacks = callbacks
+        self.position = _Position()
+        self.best_params: dict[str, Any] | None = None
+        self.folder: Path | None = None
+        self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint
+
+    # --- run folders ------------------------------------------------------------------------
+
+    def start_run_folder(self, out: str | os.PathLike, data: Any) -> None:
+        from . import __version__
+
+        self.folder = runs.create_run_folder(out, self.trainer.model.layer_sizes)
+        if isinstance(data, (str, os.PathLike)):
+            data_path = str(Path(data).resolve())
+        else:
+            location = getattr(data, "location", None)
+            data_path = None if location is None else str(location)
+        runs.write_config(self.folder, {
+            "nnscratch_version": __version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "layer_sizes": list(self.trainer.model.layer_sizes),
+            "training": self.settings.to_json(), "data": data_path,
+            "data_source": self.mnist.source, "data_fingerprint": self._fingerprint()})
+
+    def _fingerprint(self) -> dict[str, int]:
+        m = self.mnist
+        return runs.data_fingerprint(m.x_train, m.y_train, m.x_test, m.y_test)
+
+    def resume(self, folder: Path, config: dict[str, Any]) -> None:
+        self.folder = folder
+        if config.get("data_fingerprint") != self._fingerprint():
+            raise RunFolderError(f"the data given ({self.mnist.source}) is not the data the run "
+                                 f"in {folder} was trained on ({config.get('data_source')}); "
+                                 f"give it the same data as the first time (--data)")
+        checkpoint = runs.read_checkpoint(folder)
+        if checkpoint is None and (folder / runs.MODEL).exists():
+            raise RunFolderError(f"the run in {folder} has finished (its model is "
+                                 f"{folder / runs.MODEL}); there is nothing to resume")
+        if checkpoint is not None:  # without one, the run never finished an epoch: start over
+            self._restore(*checkpoint)
+
+    def _restore(self, arrays: dict[str, Any], state: dict[str, Any]) -> None:
+        t = self.trainer
+        try:
+            t.model.set_params(_prefixed(arrays, "param."))
+            t.optimizer.load_state(t.model.backend, _prefixed(arrays, "optim."),
+                                   state["optimizer"])
+            self.position = _Position.from_json(state["position"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunFolderError(f"the checkpoint in {self.folder} does not fit its run "
+                                 f"({type(exc).__name__}: {exc})") from None
+        self.best_params = _prefixed(arrays, "best.") or None
+        self.saved_at = (self.position.epoch, self.position.step)
+        if self.position.order_state is not None:  # None: saved before the first epoch began
+            t.order_rng.bit_generator.state = self.position.order_state
+
+    def _save_checkpoint(self) -> None:
+        if self.folder is None:
+            return
+        t, pos = self.trainer, self.position
+        params = t.model.params()
+        if not all(np.isfinite(p).all() for p in params.values()):
+            raise self._diverged(pos.epoch, pos.step, "the parameters became NaN or infinite")
+        optim_arrays, optim_info = t.optimizer.state(t.model.backend)
+        arrays = {**_with_prefix(params, "param."), **_with_prefix(optim_arrays, "optim."),
+                  **_with_prefix(self.best_params or {}, "best.")}
+        runs.write_checkpoint(self.folder, arrays, {
+            "position": pos.to_json(), "optimizer": {"name": t.optimizer.name, **optim_info}})
+        runs.write_metrics(self.folder, history_as_dicts(pos.history))
+        self.saved_at = (pos.epoch, pos.step)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        epochs = self.settings.epochs
+        try:
+            with _stop_on_sigint() as flag:
+                while self.position.epoch <= epochs and not self.position.stopped_early:
+                    self._stop_if_asked(flag["stop"])
+                    stats = self._train_epoch(epochs, flag)
+                    self._end_epoch(stats)
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:  # the second Ctrl-C: whatever was running was cut short
+            raise self._interrupted(at_once=True) from None
+        finally:
+            for cb in self.callbacks:
+                cb.on_train_end()
+        return self._finish()
+
+    def _stop_if_asked(self, asked: bool) -> None:
+        if asked:
+            self._save_checkpoint()
+            raise self._interrupted()
+
+    def _interrupted(self, at_once: bool = False) -> TrainingInterrupted:
+        pos = self.position
+        checkpoint = None
+        if self.folder is not None and self.saved_at is not None:
+            checkpoint = self.folder / runs.CHECKPOINT
+        return TrainingInterrupted(pos.epoch, pos.step, self.trainer.steps_per_epoch,
+                                   self.folder, checkpoint, at_once)
+
+    def _train_epoch(self, epochs: int, flag: dict[str, bool]) -> EpochStats:
+        t, pos = self.trainer, self.position
+        t.optimizer.lr = lr = self.schedule.at(pos.epoch)
+        # Before the order is drawn: a run resumed inside this epoch draws the same order again.
+        pos.order_state = t.order_rng.bit_generator.state
+        for cb in self.callbacks:
+            cb.on_epoch_start(pos.epoch, epochs, t.steps_per_epoch)
+        asked: list[bool] = []
+
+        def stop() -> bool:
+            asked.append(flag["stop"])  # read once: the signal may arrive at any moment
+            return asked[-1]
+
+        try:
+            t.run_epoch(pos, callbacks=self.callbacks, stop=stop)
+        except LossDiverged as exc:
+            raise self._diverged(pos.epoch, exc.step, f"the loss became {exc.value:.3g}") from None
+        self._stop_if_asked(bool(asked) and asked[-1])
+        return self._evaluate(lr)
+
+    def _diverged(self, epoch: int, step: int, what: str) -> TrainingDivergedError:
+        message = (f"training diverged at epoch {epoch}, step {step}: {what}; the learning "
+                   f"rate ({self.trainer.optimizer.lr:g}) is probably too large")
+        if self.folder is not None and self.saved_at is not None:
+            saved_epoch, saved_step = self.saved_at
+            when = (f"epoch {saved_epoch}, step {saved_step}" if saved_step else
+                    f"the end of epoch {saved_epoch - 1}" if saved_epoch > 1 else
+                    "before the first epoch")
+            message += f"; {self.folder / runs.CHECKPOINT} keeps the state from {when}"
+        elif self.folder is not None:
+            message += f"; {self.folder} has no checkpoint: no epoch had finished"
+        return TrainingDivergedError(message)
+
+    def _evaluate(self, lr: float) -> EpochStats:
+        t, pos = self.trainer, self.position
+        test = t.evaluate_test()
+        val = t.evaluate_validation()
+        for scores in (test, val or test):
+            if not math.isfinite(scores["loss"]):
+                raise self._diverged(pos.epoch, pos.step, f"the loss on held-out images "
+                                     f"became {scores['loss']} after the last update")
+        return EpochStats(pos.epoch, pos.loss_sum / pos.seen, pos.correct / t.n, test["loss"],
+                          test["accuracy"], pos.seconds, lr,
+                          None if val is None else val["loss"],
+                          None if val is None else val["accuracy"])
+
+    def _end_epoch(self, stats: EpochStats) -> None:
+        pos = self.position
+        pos.history.append(stats)
+        if stats.val_loss is not None:
+            self._track_best(stats)
+        for cb in self.callbacks:
+            cb.on_epoch_end(stats)
+        pos.epoch += 1
+        pos.start_epoch()
+        pos.order_state = self.trainer.order_rng.bit_generator.state
+        self._save_checkpoint()
+
+    def _track_best(self, stats: EpochStats) -> None:
+        pos = self.position
+        if pos.best_val_loss is None or stats.val_loss < pos.best_val_loss:
+            pos.best_epoch, pos.best_val_loss = stats.epoch, stats.val_loss
+            pos.epochs_without_improvement = 0
+            self.best_params = self.trainer.model.params()
+            return
+        pos.epochs_without_improvement += 1
+        patience = self.settings.patience
+        pos.stopped_early = patience is not None and pos.epochs_without_improvement >= patience
+
+    def _finish(self) -> TrainResult:
+        pos, model = self.position, self.trainer.model
+        if self.best_params is not None:
+            model.set_params(self.best_params)
+        result = TrainResult(model, pos.history, self.settings, self.mnist.source,
+                             self.mnist.is_sample, best_epoch=pos.best_epoch,
+                             run_dir=self.folder)
+        if pos.stopped_early:
+            result.extra["stopped_early"] = True
+        if self.folder is not None:
+            _write_run_results(self.folder, result, self.mnist)
+        return result
+
+
+def _with_prefix(arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + name: value for name, value in arrays.items()}
+
+
+def _prefixed(arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {name[len(prefix):]: value for name, value in arrays.items()
+            if name.startswith(prefix)}
+
+
+def _write_run_results(folder: Path, result: TrainResult, mnist: MnistData) -> None:
+    """The finished run's model, predictions and report (its metrics are written after each
+    epoch); then the checkpoint goes. Each file appears whole; if this is cut short, the
+    checkpoint is still there and resuming finishes it."""
+    from .report import build_report
+
+    result.save(folder / runs.MODEL)
+    probs = result.model.predict_proba(mnist.x_test)
+    runs.write_predictions(folder, probs, mnist.y_test, mnist.x_test)
+    result.extra["report"] = build_report(folder)
+    (folder / runs.CHECKPOINT).unlink(missing_ok=True)
