@@ -107,7 +107,7 @@ def test_cosine_schedule():
     (lambda: make_optimizer("adam", 0.1, momentum=0.9), "momentum"),
     (lambda: make_optimizer("rmsprop", 0.1), "unknown optimizer"),
     (lambda: Adam(0.1, beta2=1.0), "beta2"),
-    (lambda: LRSchedule(0.1, 5, "linear"), "unknown schedule"),
+    (lambda: LRSchedule(0.1, 5, "linear"), "schedule must be none, step or cosine"),
     (lambda: LRSchedule(0.1, 5, "cosine", min_lr=0.1), "lr_min"),
     (lambda: LRSchedule(0.1, 5, "step", gamma=0.0), "lr_gamma"),
     (lambda: LRSchedule(0.1, 5, "step", step_size=0), "lr_step"),

@@ -25,25 +25,20 @@ from . import rng as _rng
 from .backend import Backend, get_backend
 from .data import as_labels, as_pixels
 from .errors import ConfigError, ModelFileError
+from .settings import DTYPE, DTYPES, LAYER_SIZES
 
 __all__ = ["MLP", "load_model", "DTYPES", "N_INPUTS", "N_CLASSES"]
 
-DTYPES = ("float32", "float64")
 N_INPUTS = 784   # 28 x 28 pixels
 N_CLASSES = 10   # the digits 0-9
 
 
 def _layer_sizes(hidden: Sequence[int]) -> tuple[int, ...]:
-    sizes = tuple(hidden)
-    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in sizes):
-        raise ConfigError(f"hidden layer sizes must be positive integers; got {hidden!r}")
-    return (N_INPUTS, *sizes, N_CLASSES)
+    return (N_INPUTS, *LAYER_SIZES.check("hidden", hidden), N_CLASSES)
 
 
 def _check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
-    return dtype
+    return DTYPE.check("dtype", dtype)
 
 
 class MLP:

@@ -14,33 +14,11 @@ from typing import Any
 
 from .backend import Backend
 from .errors import ConfigError
+from .settings import (EPOCHS_OR_NONE, FACTOR, FRACTION, LEARNING_RATE, NON_NEGATIVE,
+                       OPTIMIZERS, POSITIVE, SCHEDULE, SCHEDULES, check_lr_min,
+                       check_optimizer_combination)
 
 __all__ = ["SGD", "Adam", "LRSchedule", "OPTIMIZERS", "SCHEDULES", "make_optimizer"]
-
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("step", "cosine")  # or None: a constant learning rate
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_lr(lr: Any) -> float:
-    if not (_is_number(lr) and lr > 0):
-        raise ConfigError(f"the learning rate must be a positive number; got {lr!r}")
-    return float(lr)
-
-
-def _check_fraction(value: Any, what: str) -> float:
-    if not (_is_number(value) and 0.0 <= value < 1.0):
-        raise ConfigError(f"{what} must be at least 0 and below 1; got {value!r}")
-    return float(value)
-
-
-def _check_weight_decay(value: Any) -> float:
-    if not (_is_number(value) and value >= 0):
-        raise ConfigError(f"weight_decay must be a number of at least 0; got {value!r}")
-    return float(value)
 
 
 class _Optimizer:
@@ -50,8 +28,8 @@ class _Optimizer:
     slots: tuple[str, ...] = ()  # the names of the per-parameter state arrays
 
     def __init__(self, lr: float, weight_decay: float) -> None:
-        self.lr = _check_lr(lr)
-        self.weight_decay = _check_weight_decay(weight_decay)
+        self.lr = LEARNING_RATE.check("lr", lr)
+        self.weight_decay = NON_NEGATIVE.check("weight_decay", weight_decay)
         self.buffers: dict[str, dict[str, Any]] = {slot: {} for slot in self.slots}
 
     def _decay(self, name: str) -> float:
@@ -97,9 +75,8 @@ class SGD(_Optimizer):
     def __init__(self, lr: float, momentum: float = 0.0, *, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        self.momentum = _check_fraction(momentum, "momentum")
-        if nesterov and not self.momentum:
-            raise ConfigError("nesterov needs momentum above 0; got momentum 0")
+        self.momentum = FRACTION.check("momentum", momentum)
+        check_optimizer_combination("sgd", self.momentum, nesterov)
         self.nesterov = bool(nesterov)
 
     def step(self, backend: Backend, params: dict[str, Any], grads: dict[str, Any]) -> None:
@@ -125,11 +102,9 @@ class Adam(_Optimizer):
     def __init__(self, lr: float = 0.001, *, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        self.beta1 = _check_fraction(beta1, "beta1")
-        self.beta2 = _check_fraction(beta2, "beta2")
-        if not (_is_number(eps) and eps > 0):
-            raise ConfigError(f"eps must be a positive number; got {eps!r}")
-        self.eps = float(eps)
+        self.beta1 = FRACTION.check("beta1", beta1)
+        self.beta2 = FRACTION.check("beta2", beta2)
+        self.eps = POSITIVE.check("eps", eps)
         self.steps = 0
 
     def step(self, backend: Backend, params: dict[str, Any], grads: dict[str, Any]) -> None:
@@ -156,9 +131,7 @@ def make_optimizer(name: str, lr: float, *, momentum: float = 0.0, nesterov: boo
     if name == "sgd":
         return SGD(lr, momentum, nesterov=nesterov, weight_decay=weight_decay)
     if name == "adam":
-        if momentum or nesterov:
-            raise ConfigError("momentum and nesterov are SGD settings; Adam keeps its own "
-                              "running moments, so leave them out with optimizer 'adam'")
+        check_optimizer_combination(name, momentum, nesterov)
         return Adam(lr, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 
@@ -181,20 +154,12 @@ class LRSchedule:
     min_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_lr(self.lr)
-        if self.kind is not None and self.kind not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.kind!r}: choose one of "
-                              f"{', '.join(SCHEDULES)} or None")
-        if self.step_size is not None and not (
-                isinstance(self.step_size, int) and not isinstance(self.step_size, bool)
-                and self.step_size >= 1):
-            raise ConfigError(f"lr_step must be a positive number of epochs; "
-                              f"got {self.step_size!r}")
-        if not (_is_number(self.gamma) and 0 < self.gamma <= 1):
-            raise ConfigError(f"lr_gamma must be above 0 and at most 1; got {self.gamma!r}")
-        if not (_is_number(self.min_lr) and 0 <= self.min_lr < self.lr):
-            raise ConfigError(f"lr_min must be at least 0 and below the learning rate "
-                              f"({self.lr:g}); got {self.min_lr!r}")
+        LEARNING_RATE.check("lr", self.lr)
+        SCHEDULE.check("schedule", self.kind)
+        EPOCHS_OR_NONE.check("lr_step", self.step_size)
+        FACTOR.check("lr_gamma", self.gamma)
+        NON_NEGATIVE.check("lr_min", self.min_lr)
+        check_lr_min(self.lr, self.min_lr)
 
     def at(self, epoch: int) -> float:
         """The learning rate of epoch ``epoch``."""

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .settings import INIT_SCHEMES
 
 __all__ = ["INIT_SCHEMES", "generators", "init_params", "batch_order", "validation_split"]
 
-INIT_SCHEMES = ("he", "xavier", "seed")
 
 
 def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:

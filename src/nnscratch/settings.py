@@ -26,7 +26,9 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["TrainSettings", "SettingsError", "Rule", "DTYPES", "INIT_SCHEMES", "OPTIMIZERS",
-           "SCHEDULES", "STEP_SETTINGS"]
+           "SCHEDULES", "STEP_SETTINGS", "POSITIVE", "POSITIVE_INT", "NON_NEGATIVE_INT",
+           "NON_NEGATIVE", "FRACTION", "FACTOR", "LEARNING_RATE", "LAYER_SIZES", "DTYPE",
+           "SCHEDULE", "FLAG", "EPOCHS_OR_NONE", "check_optimizer_combination", "check_lr_min"]
 
 DTYPES = ("float32", "float64")
 INIT_SCHEMES = ("he", "xavier", "seed")
@@ -47,8 +49,18 @@ class SettingsError(ConfigError):
 
     def spelled(self, spell: Callable[[str], str]) -> str:
         """The message with each setting's name ``name`` written as ``spell(name)``."""
-        names = {name: spell(name) for name in _FIELD_NAMES}
-        return self.template.format(**names, **self.values)
+        return self.template.format_map(_Spelling(spell, self.values))
+
+
+class _Spelling(dict):
+    """Template fields: the values given, and any other name spelled as asked."""
+
+    def __init__(self, spell: Callable[[str], str], values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.spell = spell
+
+    def __missing__(self, name: str) -> str:
+        return self.spell(name)
 
 
 # --- rules: what a value must be -------------------------------------------------------------
@@ -105,6 +117,7 @@ def _choice(options: Sequence[str]) -> Rule:
                 choices=tuple(options))
 
 
+POSITIVE = Rule("a positive number", lambda v: _is_number(v) and v > 0, float, float)
 POSITIVE_INT = Rule("a positive integer", lambda v: _is_int(v) and v >= 1, int)
 NON_NEGATIVE_INT = Rule("a non-negative integer", lambda v: _is_int(v) and v >= 0, int)
 LEARNING_RATE = Rule("a positive learning rate", lambda v: _is_number(v) and v > 0, float,
@@ -125,6 +138,8 @@ LAYER_SIZES = Rule(
     lambda v: (isinstance(v, (list, tuple)) and len(v) > 0
                and all(POSITIVE_INT.accept(size) for size in v)),
     _layer_sizes, tuple)
+EPOCHS_OR_NONE = _optional(POSITIVE_INT, "none", "a positive number of epochs or None")
+DTYPE = _choice(DTYPES)
 SCHEDULE = Rule("none, step or cosine", lambda v: v in (None, "none", *SCHEDULES), str,
                 lambda v: None if v == "none" else v)
 BACKEND_NAME = Rule("a backend name", lambda v: v is None or (isinstance(v, str) and v != ""),
@@ -166,7 +181,7 @@ class TrainSettings:
                                metavar="M", step=True)
     seed: int = _setting(0, NON_NEGATIVE_INT, "seed for the initial weights and the batch order",
                          metavar="N", step=True)
-    dtype: str = _setting("float32", _choice(DTYPES),
+    dtype: str = _setting("float32", DTYPE,
                           "floating-point type of the parameters", step=True)
     init: str = _setting("he", _choice(INIT_SCHEMES),
                          "weight initialisation: he, xavier, or seed (uniform in [0, 0.01), as "
@@ -184,7 +199,7 @@ class TrainSettings:
         "--lr-gamma every --lr-step epochs; cosine falls from --lr towards --lr-min",
         metavar="none|step|cosine", shown="none")
     lr_step: int | None = _setting(
-        None, _optional(POSITIVE_INT, "none", "a positive number of epochs or None"),
+        None, EPOCHS_OR_NONE,
         "epochs between the step schedule's drops", metavar="N", shown="a third of --epochs")
     lr_gamma: float = _setting(0.1, FACTOR, "the step schedule's factor per drop, in (0, 1]",
                                metavar="G")
@@ -193,7 +208,7 @@ class TrainSettings:
         0.0, FRACTION, "hold out this fraction of the training images; the model keeps the "
         "parameters of the epoch with the lowest validation loss", metavar="FRACTION")
     patience: int | None = _setting(
-        None, _optional(POSITIVE_INT, "none", "a positive number of epochs or None"),
+        None, EPOCHS_OR_NONE,
         "with --validation, stop after N epochs without a better validation loss",
         metavar="N", shown="train all --epochs")
     backend: str | None = _setting(
@@ -208,17 +223,11 @@ class TrainSettings:
 
     def _check_combinations(self) -> None:
         """Settings that mean something only together with another."""
-        if self.optimizer == "adam" and (self.momentum or self.nesterov):
-            raise SettingsError("{momentum} and {nesterov} are SGD settings; Adam keeps its own "
-                                "running moments, so leave them out with {optimizer} adam")
-        if self.nesterov and not self.momentum:
-            raise SettingsError("{nesterov} needs {momentum} above 0 (e.g. 0.9)")
+        check_optimizer_combination(self.optimizer, self.momentum, self.nesterov)
         if self.patience is not None and not self.validation:
             raise SettingsError("{patience} needs {validation}: a held-out fraction (e.g. 0.1) "
                                 "to watch")
-        if self.lr_min >= self.lr:
-            raise SettingsError("{lr_min} must be below {lr}, the learning rate (%g); got %r"
-                                % (self.lr, self.lr_min))
+        check_lr_min(self.lr, self.lr_min)
 
     # --- conversions ------------------------------------------------------------------------
 
@@ -264,6 +273,22 @@ class TrainSettings:
         if name not in _FIELD_NAMES:
             raise KeyError(name)
         return getattr(self, name)
+
+
+def check_optimizer_combination(optimizer: str, momentum: float, nesterov: bool) -> None:
+    """Refuse momentum or nesterov with Adam, and nesterov without momentum."""
+    if optimizer == "adam" and (momentum or nesterov):
+        raise SettingsError("{momentum} and {nesterov} are SGD settings; Adam keeps its own "
+                            "running moments, so leave them out with {optimizer} adam")
+    if nesterov and not momentum:
+        raise SettingsError("{nesterov} needs {momentum} above 0 (e.g. 0.9)")
+
+
+def check_lr_min(lr: float, lr_min: float) -> None:
+    """Refuse a cosine schedule's floor that is not below the learning rate."""
+    if lr_min >= lr:
+        raise SettingsError("{lr_min} must be below {lr}, the learning rate (%g); got %r"
+                            % (lr, lr_min))
 
 
 _FIELD_NAMES = tuple(spec.name for spec in dataclasses.fields(TrainSettings))
