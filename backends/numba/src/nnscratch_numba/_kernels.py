@@ -254,14 +254,21 @@ def shift_rows(logits, out):
 
 
 @_jit
+def _normalize_row(probs, i):
+    """probs[i] /= sum(probs[i]), in place; returns the sum."""
+    total = probs.dtype.type(0)
+    for j in range(probs.shape[1]):
+        total += probs[i, j]
+    for j in range(probs.shape[1]):
+        probs[i, j] /= total
+    return total
+
+
+@_jit
 def normalize_rows(probs):
     """probs[i] /= sum(probs[i]), in place."""
     for i in range(probs.shape[0]):
-        total = probs.dtype.type(0)
-        for j in range(probs.shape[1]):
-            total += probs[i, j]
-        for j in range(probs.shape[1]):
-            probs[i, j] /= total
+        _normalize_row(probs, i)
 
 
 @_jit
@@ -279,11 +286,7 @@ def normalize_cross_entropy(shifted, labels, probs):
     _check_labels(labels, probs.shape[0])
     loss = 0.0
     for i in range(probs.shape[0]):
-        total = probs.dtype.type(0)
-        for j in range(probs.shape[1]):
-            total += probs[i, j]
-        for j in range(probs.shape[1]):
-            probs[i, j] /= total
+        total = _normalize_row(probs, i)
         loss += math.log(total) - shifted[i, _label_at(labels, i, shifted.shape[1])]
     return loss
 
