@@ -8,12 +8,14 @@ interchangeable array backends (NumPy here; Numba and CuPy as plugins).
 
 from __future__ import annotations
 
-from .backend import Backend, BackendInfo, available_backends, get_backend, use_backend
+from .backend import Backend
 from .data import MnistData, load_mnist
 from .errors import (BackendUnavailableError, ConfigError, DataError, ModelFileError,
                      NNScratchError, RunFolderError, TrainingDivergedError)
 from .model import MLP, load_model
 from .optim import SGD, Adam, LRSchedule
+from .registry import (BackendInfo, available_backends, get_backend, register_backend,
+                       use_backend)
 from .report import build_report
 from .train import Callback, EpochStats, ProgressPrinter, TrainingInterrupted, TrainResult, train
 
@@ -39,6 +41,7 @@ __all__ = [
     "get_backend",
     "available_backends",
     "use_backend",
+    "register_backend",
     "NNScratchError",
     "ConfigError",
     "DataError",
