@@ -14,13 +14,15 @@ import types
 from . import callbacks as _callbacks
 from . import trainer as _trainer
 from . import training as _training
-from .backend import Backend, BackendInfo, available_backends, get_backend, use_backend
+from .backend import Backend
 from .callbacks import Callback, EpochStats, ProgressPrinter
 from .data import MnistData, load_mnist
 from .errors import (BackendUnavailableError, ConfigError, DataError, ModelFileError,
                      NNScratchError, RunFolderError, TrainingDivergedError)
 from .model import MLP, load_model
 from .optim import SGD, Adam, LRSchedule
+from .registry import (BackendInfo, available_backends, get_backend, register_backend,
+                       use_backend)
 from .report import build_report
 from .settings import SettingsError, TrainSettings
 from .trainer import Trainer
@@ -50,6 +52,7 @@ __all__ = [
     "get_backend",
     "available_backends",
     "use_backend",
+    "register_backend",
     "NNScratchError",
     "ConfigError",
     "SettingsError",

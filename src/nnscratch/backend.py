@@ -1,10 +1,10 @@
-"""The array-backend interface, and the registry that finds backends by name.
+"""The array-backend interface.
 
 A backend is an instance of a :class:`Backend` subclass. The base class is concrete: every method
 has a default written against ``self.xp``, an array module with NumPy's API (``numpy`` itself,
 ``cupy``...). A backend sets ``xp`` and overrides only the methods it does faster. The model code
 in :mod:`nnscratch.model` calls nothing but these methods, so the same forward, backward and update
-math runs on every backend.
+math runs on every backend. Finding a backend by name is :mod:`nnscratch.registry`'s job.
 
 Conventions for every method:
 
@@ -19,29 +19,29 @@ Conventions for every method:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-import os
-from dataclasses import dataclass
-from importlib import import_module, metadata
-from typing import Any, Iterator
+from typing import Any
 
-from .errors import BackendUnavailableError
-
-__all__ = [
-    "Backend",
-    "BackendInfo",
-    "get_backend",
-    "available_backends",
-    "use_backend",
-    "ENV_VAR",
-]
+__all__ = ["Backend"]
 
 Array = Any  # an array of the backend's array module
 
-ENV_VAR = "NNSCRATCH_BACKEND"
-ENTRY_POINT_GROUP = "nnscratch.backends"
+# Deprecated aliases, kept for one release: these names moved to nnscratch.registry. They are
+# looked up on first use (PEP 562) because registry imports this module.
+_MOVED_TO_REGISTRY = frozenset({
+    "KNOWN_BACKENDS", "ENV_VAR", "ENTRY_POINT_GROUP", "BackendInfo", "get_backend", "use_backend",
+    "available_backends", "selected_backend_name", "_instances",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """``nnscratch.backend.get_backend`` and the other moved names, from :mod:`nnscratch.registry`
+    (deprecated: import them from there)."""
+    if name in _MOVED_TO_REGISTRY:
+        from . import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Backend:
@@ -283,118 +283,3 @@ class Backend:
         update = xp.divide(m, denominator, out=grad)
         update *= lr / (1 - beta1 ** step)
         param -= update
-
-
-# --- the registry ---------------------------------------------------------------------------
-
-# First-party backends that live in their own distributions: imported lazily, so importing
-# nnscratch loads neither numba nor cupy, and a missing one is reported with how to install it.
-KNOWN_BACKENDS: dict[str, tuple[str, str]] = {
-    "numpy": ("nnscratch.numpy_backend:NumpyBackend", "it ships with nnscratch"),
-    "numba": ("nnscratch_numba:NumbaBackend",
-              "pip install -e backends/numba (from a checkout of nnscratch)"),
-    "cupy": ("nnscratch_cupy:CupyBackend",
-             "pip install -e 'backends/cupy[cuda12]' or '[cuda13]' (needs an NVIDIA GPU)"),
-}
-
-_instances: dict[str, Backend] = {}
-_active: contextvars.ContextVar[str | None] = contextvars.ContextVar("nnscratch_backend",
-                                                                    default=None)
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """What the registry knows of one backend name."""
-
-    name: str
-    available: bool
-    detail: str  #: where it comes from when available, else why not and how to install it
-
-
-def _entry_points() -> dict[str, str]:
-    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return {ep.name: ep.value for ep in eps}
-
-
-def _targets() -> dict[str, str]:
-    targets = {name: target for name, (target, _) in KNOWN_BACKENDS.items()}
-    targets.update(_entry_points())
-    targets["numpy"] = KNOWN_BACKENDS["numpy"][0]  # the reference cannot be replaced
-    return targets
-
-
-def _load_class(name: str, target: str) -> type[Backend]:
-    module_name, _, attr = target.partition(":")
-    try:
-        cls = getattr(import_module(module_name), attr)
-    except ImportError as exc:
-        hint = KNOWN_BACKENDS.get(name, (None, "install the package that provides it"))[1]
-        raise BackendUnavailableError(
-            f"backend {name!r} is not installed ({exc.name or module_name} cannot be imported): "
-            f"{hint}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise BackendUnavailableError(
-            f"backend {name!r} points at {target}, which is not a nnscratch Backend subclass")
-    return cls
-
-
-def _create(name: str) -> Backend:
-    targets = _targets()
-    if name not in targets:
-        raise BackendUnavailableError(
-            f"unknown backend {name!r}: choose one of {', '.join(sorted(targets))}")
-    cls = _load_class(name, targets[name])
-    reason = cls.unavailable_reason()
-    if reason:
-        raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
-    return cls()
-
-
-def selected_backend_name(name: str | None = None) -> str:
-    """The name that :func:`get_backend` would use: the argument, then the innermost
-    :func:`use_backend`, then ``$NNSCRATCH_BACKEND``, then ``"numpy"``."""
-    return name or _active.get() or os.environ.get(ENV_VAR) or "numpy"
-
-
-def get_backend(name: str | Backend | None = None) -> Backend:
-    """The backend called ``name`` (created once per process and then shared).
-
-    ``name`` may also be a :class:`Backend` instance, which is returned as it is. With no name,
-    the choice falls to :func:`use_backend`, then the ``NNSCRATCH_BACKEND`` environment
-    variable, then ``"numpy"``. Raises :class:`BackendUnavailableError` with the reason and an
-    install hint when the backend is unknown, not installed or cannot run on this machine.
-    """
-    if isinstance(name, Backend):
-        return name
-    chosen = selected_backend_name(name)
-    if chosen not in _instances:
-        _instances[chosen] = _create(chosen)
-    return _instances[chosen]
-
-
-@contextlib.contextmanager
-def use_backend(name: str) -> Iterator[Backend]:
-    """Within the ``with`` block, make ``name`` the default backend (for this thread/task)."""
-    backend = get_backend(name)
-    token = _active.set(name)
-    try:
-        yield backend
-    finally:
-        _active.reset(token)
-
-
-def available_backends() -> dict[str, BackendInfo]:
-    """Every backend this installation knows of, by name, with whether it can run here.
-
-    Known first-party names (``numba``, ``cupy``) are listed even when not installed, with the
-    command that installs them. Checking loads each installed backend's module.
-    """
-    infos = {}
-    for name, target in sorted(_targets().items()):
-        try:
-            cls = _load_class(name, target)
-            reason = cls.unavailable_reason()
-        except BackendUnavailableError as exc:
-            reason = str(exc)
-        infos[name] = BackendInfo(name, reason is None, reason or f"from {target}")
-    return infos

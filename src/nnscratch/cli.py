@@ -108,7 +108,7 @@ def _train_target(args: argparse.Namespace) -> str | None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .backend import get_backend
+    from .registry import get_backend
     from .callbacks import ProgressPrinter
     from .data import load_mnist
     from .training import TrainingInterrupted, train
@@ -239,7 +239,7 @@ def _backend_list(text: str) -> list[str]:
 
 
 def _run_backends(args: argparse.Namespace) -> int:
-    from .backend import available_backends
+    from .registry import available_backends
 
     infos = available_backends().values()
     width = max(len(info.name) for info in infos)

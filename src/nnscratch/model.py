@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from . import rng as _rng
-from .backend import Backend, get_backend
+from .backend import Backend
+from .registry import get_backend
 from .data import as_labels, as_pixels
 from .errors import ConfigError, ModelFileError
 from .settings import DTYPE, DTYPES, LAYER_SIZES

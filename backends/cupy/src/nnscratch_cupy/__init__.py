@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy
 
-from nnscratch.backend import KNOWN_BACKENDS, Backend
+from nnscratch.backend import Backend
+from nnscratch.registry import KNOWN_BACKENDS
 
 __all__ = ["CupyBackend"]
 __version__ = "0.1.0"
