@@ -16,8 +16,7 @@ from .model import MLP, load_model
 from .optim import SGD, Adam, LRSchedule
 from .report import build_report
 from .train import Callback, EpochStats, ProgressPrinter, TrainingInterrupted, TrainResult, train
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "train",

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NNScratchError, RunFolderError
-from .serialize import atomic_file, json_text
+from ._fileio import atomic_file, json_text
 
 __all__ = [
     "CONFIG", "METRICS", "CHECKPOINT", "MODEL", "PREDICTIONS", "REPORT", "METRIC_COLUMNS",
