@@ -23,7 +23,7 @@ from typing import Any
 
 from . import rng as _rng
 from .backend import Backend, get_backend
-from .data import as_labels, as_pixels
+from .inputs import as_labels, as_pixels
 from .errors import ConfigError, ModelFileError
 
 __all__ = ["MLP", "load_model", "DTYPES", "N_INPUTS", "N_CLASSES"]
