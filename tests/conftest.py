@@ -54,3 +54,11 @@ def clean_env(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "empty-cache"))
     return os.environ.copy()
+
+
+@pytest.fixture
+def umask_022():
+    """A known umask, so that a file left at mkstemp's 0600 cannot pass for a plain one."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)

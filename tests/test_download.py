@@ -313,6 +313,22 @@ def test_bad_download_setting(cache, monkeypatch):
         load_mnist()
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(),
+                    reason="the umask is read from /proc; elsewhere files keep mkstemp's 0600")
+def test_cache_files_get_the_mode_a_plain_open_would_give(fresh, tmp_path, umask_022):
+    folder = tmp_path / "mnist"
+    download_mnist(folder, mirrors=[fresh.url("good")], progress=False)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    assert modes == dict.fromkeys([*GZ_NAMES, "verified.json"], 0o644)
+
+
+def test_the_old_module_name_is_the_same_module():
+    import nnscratch.data.download as real
+
+    assert download is real  # so monkeypatching either patches both
+    assert download.download_mnist is real.download_mnist
+
+
 # --- the command line ----------------------------------------------------------------------------
 
 

@@ -27,8 +27,7 @@ from .report import build_report
 from .settings import SettingsError, TrainSettings
 from .trainer import Trainer
 from .training import TrainingInterrupted, TrainResult, train
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "train",

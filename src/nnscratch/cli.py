@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from ._version import __version__
 from .errors import NNScratchError
 from .settings import FLAG, POSITIVE_INT, STEP_SETTINGS, Rule, SettingsError, TrainSettings
 
@@ -324,7 +324,7 @@ _PLACES = {"path": "the path given,", "env": "NNSCRATCH_DATA,", "cache": "the us
 
 def _run_data(args: argparse.Namespace) -> int:
     from .data import explain_mnist, find_mnist
-    from .download import configured_mirrors
+    from .data.download import configured_mirrors
 
     source = find_mnist(args.data)
     print(f"MNIST would come from {_PLACES[source.kind]} {source.location}: {source.reason}")
@@ -338,7 +338,7 @@ def _run_data(args: argparse.Namespace) -> int:
 
 def _run_data_download(args: argparse.Namespace) -> int:
     from .data import ENV_VAR, user_cache_dir
-    from .download import Fetched, download_mnist
+    from .data.download import Fetched, download_mnist
 
     def report(fetched: Fetched) -> None:
         how = "already there" if fetched.mirror is None else f"downloaded from {fetched.mirror}"

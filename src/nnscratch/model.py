@@ -23,9 +23,9 @@ from typing import Any
 
 from . import rng as _rng
 from .backend import Backend
-from .registry import get_backend
-from .data import as_labels, as_pixels
 from .errors import ConfigError, ModelFileError
+from .inputs import as_labels, as_pixels
+from .registry import get_backend
 from .settings import DTYPE, DTYPES, LAYER_SIZES
 
 __all__ = ["MLP", "load_model", "DTYPES", "N_INPUTS", "N_CLASSES"]

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from . import runs
-from .serialize import atomic_file, read_model_file
+from ._fileio import atomic_file
+from .serialize import read_model_file
 
 __all__ = ["build_report", "Report", "plotting_available", "confusion_matrix", "PLOT_HINT"]
 

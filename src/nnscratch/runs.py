@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NNScratchError, RunFolderError
-from .serialize import atomic_file, json_text
+from ._fileio import atomic_file, json_text, write_text
 
 __all__ = [
     "CONFIG", "METRICS", "CHECKPOINT", "MODEL", "PREDICTIONS", "REPORT", "METRIC_COLUMNS",
@@ -137,13 +137,6 @@ def open_run_folder(run: str | os.PathLike) -> Path:
 
 
 # --- text files -------------------------------------------------------------------------------
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_file(path) as handle:
-        handle.write(text.encode("utf-8"))
-    return Path(path)
-
 
 def write_config(folder: Path, config: Mapping[str, Any]) -> None:
     """Write config.json: ``config`` plus the format name and version."""

@@ -5,26 +5,27 @@ A model file is a zip archive of ``.npy`` members: ``W1, b1, W2, b2, ...`` (samp
 ``__metadata__``, the UTF-8 bytes of a JSON object stored as a 1-D ``uint8`` array. The writer
 and the reader run the same checks, so a file this module writes is one it will read back.
 
-Writes are atomic: the archive goes to a temporary file beside the target, is fsynced and then
-renamed over it, so a reader sees the old file or the new one, never half of either.
+Writes are atomic (:func:`nnscratch._fileio.atomic_file`): the archive goes to a temporary file
+beside the target, is fsynced and then renamed over it, so a reader sees the old file or the new
+one, never half of either. ``atomic_file`` and ``json_text`` are importable from here too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
-import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
-from importlib import metadata as _dist_metadata
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._fileio import (ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError, atomic_file,
+                      json_text, read_npy_header)
+from ._version import __version__
 from .errors import ModelFileError
+from .settings import DTYPES
 
 __all__ = [
     "FORMAT",
@@ -41,15 +42,9 @@ FORMAT_VERSION = 1
 
 METADATA_KEY = "__metadata__"
 MAX_METADATA_BYTES = 1 << 20
-DTYPES = ("float32", "float64")
 ACTIVATIONS = ("relu",)
 
-# Every zip archive starts with a local file header, or with the end record when it is empty.
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
-_HEADER_READERS = {
-    (1, 0): np.lib.format.read_array_header_1_0,
-    (2, 0): np.lib.format.read_array_header_2_0,
-}
+_NOT_METADATA = f"its {METADATA_KEY} entry is not a 1-D uint8 array"
 
 
 class _Invalid(Exception):
@@ -147,32 +142,6 @@ def layer_sizes_from_params(params: Mapping[str, Any]) -> list[int]:
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _library_version() -> str:
-    # The running package's own __version__ is the truth when it is importable from a checkout;
-    # the installed distribution's metadata can belong to another copy.
-    version = getattr(sys.modules.get(__package__ or ""), "__version__", None)
-    if isinstance(version, str):
-        return version
-    try:
-        return _dist_metadata.version("nnscratch")
-    except _dist_metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _json_scalar(value: Any) -> Any:
-    # NumPy scalars (a float32 accuracy, an int64 size) are JSON numbers in all but type.
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
-
-
-def json_text(value: Any, indent: int | None = None) -> str:
-    """``value`` as JSON text: NumPy scalars become numbers; NaN and infinity are refused
-    (``ValueError``), since JSON has no spelling for them."""
-    return json.dumps(value, allow_nan=False, ensure_ascii=False, default=_json_scalar,
-                      indent=indent)
-
-
 def _encode_metadata(metadata: Mapping[str, Any]) -> np.ndarray:
     try:
         text = json_text(metadata)
@@ -188,7 +157,7 @@ def _archive_members(params: Mapping[str, Any],
                      metadata: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The validated arrays to store, ``__metadata__`` included."""
     info = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
-            "nnscratch_version": _library_version()}
+            "nnscratch_version": __version__}
     sizes = _check_metadata(info)
     info["layer_sizes"] = sizes
     expected = _expected_shapes(sizes)
@@ -198,39 +167,6 @@ def _archive_members(params: Mapping[str, Any],
         _check_layout(name, array.shape, array.dtype, expected[name], info["dtype"])
         _check_finite(name, array)
     return {**arrays, METADATA_KEY: _encode_metadata(info)}
-
-
-def _new_file_mode() -> int | None:
-    # mkstemp creates 0600 files; give the model the mode a plain open() would, without the
-    # os.umask() set-and-restore dance, which races with other threads creating files.
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    return None
-
-
-@contextlib.contextmanager
-def atomic_file(target: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file to write that appears at ``target`` whole when the ``with`` block ends, or
-    not at all: it is written beside it under a temporary name, fsynced and renamed over it. On
-    any exception (Ctrl-C included) the temporary file is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            mode = _new_file_mode()
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def _write_atomically(target: Path, members: Mapping[str, np.ndarray]) -> None:
@@ -268,29 +204,30 @@ def write_model_file(path: str | os.PathLike, params: Mapping[str, np.ndarray],
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _member_header(archive: Any, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """The shape, dtype and stored size an archive member declares, read without its data."""
+def _member_header(archive: Any, name: str, if_objects: str) -> tuple[NpyHeader, int]:
+    """The header of an archive member and its stored size, read without its data; an object
+    array is refused with the problem ``if_objects``."""
     try:
         info = archive.zip.getinfo(f"{name}.npy")
     except KeyError:
         raise _Invalid(f"its entry {name} is not a NumPy array") from None
     with archive.zip.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version not in _HEADER_READERS:
-            raise _Invalid(f"its array {name} uses .npy format version {version}, "
-                           f"which nnscratch does not read")
-        shape, _fortran_order, dtype = _HEADER_READERS[version](member)
-    return tuple(shape), dtype, info.file_size
+        try:
+            header = read_npy_header(member)
+        except NpyVersionError as exc:
+            raise _Invalid(f"its array {name} uses .npy format version {exc.version}, "
+                           f"which nnscratch does not read") from None
+        except ObjectArrayError:
+            raise _Invalid(if_objects) from None
+    return header, info.file_size
 
 
 def _read_member(archive: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    declared_shape, declared_dtype, stored_bytes = _member_header(archive, name)
-    # Refuse object arrays from the header, before numpy gets anywhere near unpickling them.
-    if declared_dtype.hasobject:
-        raise _Invalid(f"it contains a pickled object array {name}, which nnscratch never loads")
-    _check_layout(name, declared_shape, declared_dtype, shape, dtype)
+    pickled = f"it contains a pickled object array {name}, which nnscratch never loads"
+    header, stored_bytes = _member_header(archive, name, pickled)
+    _check_layout(name, header.shape, header.dtype, shape, dtype)
     # A header can promise more data than the member holds; check before numpy allocates it.
-    if int(np.prod(shape)) * declared_dtype.itemsize > stored_bytes:
+    if int(np.prod(shape)) * header.dtype.itemsize > stored_bytes:
         raise _Invalid(f"its array {name} is truncated")
     array = np.array(archive[name], order="C", copy=True)
     _check_finite(name, array)
@@ -313,11 +250,11 @@ def _decode_metadata(blob: bytes) -> dict[str, Any]:
 def _read_metadata(archive: Any) -> dict[str, Any]:
     if METADATA_KEY not in archive.files:
         raise _Invalid(f"it has no {METADATA_KEY} entry, so nnscratch did not write it")
-    shape, dtype, _ = _member_header(archive, METADATA_KEY)
-    if dtype != np.uint8 or len(shape) != 1:
-        raise _Invalid(f"its {METADATA_KEY} entry is not a 1-D uint8 array")
-    if shape[0] > MAX_METADATA_BYTES:
-        raise _Invalid(f"its metadata is {shape[0]} bytes, over the 1 MiB limit")
+    header, _ = _member_header(archive, METADATA_KEY, _NOT_METADATA)
+    if header.dtype != np.uint8 or len(header.shape) != 1:
+        raise _Invalid(_NOT_METADATA)
+    if header.shape[0] > MAX_METADATA_BYTES:
+        raise _Invalid(f"its metadata is {header.shape[0]} bytes, over the 1 MiB limit")
     return _decode_metadata(archive[METADATA_KEY].tobytes())
 
 
@@ -333,7 +270,7 @@ def _read_archive(archive: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def _check_signature(handle: BinaryIO, source: Path) -> None:
     if os.fstat(handle.fileno()).st_size == 0:
         raise ModelFileError(f"model file {source} is empty")
-    if handle.read(4) not in _ZIP_SIGNATURES:
+    if handle.read(4) not in ZIP_SIGNATURES:
         raise ModelFileError(f"model file {source} is not an .npz archive (no zip signature)")
     handle.seek(0)
 

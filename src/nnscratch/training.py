@@ -22,7 +22,9 @@ import numpy as np
 from . import runs
 from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
-from .data import MnistData, as_labels, as_pixels, load_mnist
+from ._version import __version__
+from .data import MnistData, load_mnist
+from .inputs import as_labels, as_pixels
 from .errors import ConfigError, RunFolderError, TrainingDivergedError
 from .model import MLP
 from .optim import LRSchedule
@@ -273,8 +275,6 @@ class _Session:
     # --- run folders ------------------------------------------------------------------------
 
     def start_run_folder(self, out: str | os.PathLike, data: Any) -> None:
-        from . import __version__
-
         self.folder = runs.create_run_folder(out, self.trainer.model.layer_sizes)
         if isinstance(data, (str, os.PathLike)):
             data_path = str(Path(data).resolve())

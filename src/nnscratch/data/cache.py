@@ -1,0 +1,31 @@
+"""Where the user cache is: the folder that downloads fill and that data loading looks in.
+
+It has a module of its own because both :mod:`.sources` (which looks in the cache) and
+:mod:`.download` (which fills it) need it, and neither should import the other for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["CACHE_ENV_VAR", "user_cache_dir", "mnist_cache_dir"]
+
+CACHE_ENV_VAR = "NNSCRATCH_CACHE"
+
+
+def user_cache_dir() -> Path:
+    """nnscratch's cache folder: ``$NNSCRATCH_CACHE``, else ``$XDG_CACHE_HOME/nnscratch``, else
+    ``~/.cache/nnscratch``. MNIST found in its ``mnist`` subfolder is used automatically."""
+    override = os.environ.get(CACHE_ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore relative paths
+        return Path(xdg) / "nnscratch"
+    return Path.home() / ".cache" / "nnscratch"
+
+
+def mnist_cache_dir() -> Path:
+    """The cache folder MNIST is downloaded into and found in: ``user_cache_dir() / "mnist"``."""
+    return user_cache_dir() / "mnist"

@@ -1,0 +1,362 @@
+"""Downloading the full MNIST into the user cache, and checking the copies already there.
+
+The four original IDX files are fetched from the first mirror in :data:`MIRRORS` (or in
+``$NNSCRATCH_MIRRORS``, comma-separated base URLs) that serves them intact. Each download goes
+to a temporary file beside its target, is checked against a pinned SHA-256 and size, and only
+then renamed into place, so the cache never holds a partial or unverified file, whatever
+interrupts the download. A mirror that fails (unreachable, an HTTP error, no answer within the
+timeout, a corrupt copy) is reported and the next one tried.
+
+Files fetched this way are listed in a small JSON record, ``verified.json`` beside them, with the
+size and modification time they had when their checksum was verified. Every later use compares
+each file's size and modification time with the record, which costs a ``stat``; only a file
+that changed is hashed again. A cache folder without a record was filled by hand and is used as
+it is (nnscratch cannot know what the user meant to put there).
+
+Only the standard library is used: ``urllib`` for HTTP, imported when a download starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.parse
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from .._fileio import CHUNK_BYTES, atomic_file, write_text
+from ..errors import DataError
+from .cache import mnist_cache_dir
+
+__all__ = [
+    "MIRRORS",
+    "MIRRORS_ENV_VAR",
+    "PINNED",
+    "TIMEOUT_SECONDS",
+    "Fetched",
+    "configured_mirrors",
+    "download_mnist",
+    "has_record",
+    "verify_cached",
+]
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",  # PyTorch's mirror
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",  # Google's, used by TensorFlow
+)
+MIRRORS_ENV_VAR = "NNSCRATCH_MIRRORS"
+TIMEOUT_SECONDS = 30.0
+RECORD_NAME = "verified.json"
+
+
+@dataclass(frozen=True)
+class _Pin:
+    size: int  # bytes once decompressed
+    sha256: str  # of the decompressed bytes
+
+
+# Pinned on the decompressed IDX bytes rather than on the .gz files: the mirrors serve the
+# original release's gzip files (train-images-idx3-ubyte.gz hashes to 440fcabf...), while other
+# faithful copies were recompressed and differ as .gz files, not once decompressed. Pinning the
+# content accepts every faithful copy and still rejects any changed byte of data.
+PINNED = {
+    "train-images-idx3-ubyte": _Pin(
+        47_040_016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": _Pin(
+        60_008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": _Pin(
+        7_840_016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": _Pin(
+        10_008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+
+# A gzip file is never more than a little larger than its content (stored blocks add 5 bytes per
+# 64 KiB); a mirror that sends more than this is sending something else.
+_GZIP_OVERHEAD = 1 << 16
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One file of the cache after :func:`download_mnist`."""
+
+    name: str  # e.g. "train-images-idx3-ubyte.gz"
+    path: Path
+    mirror: str | None  # the base URL it came from; None if the cache already held it, verified
+    size: int  # bytes on disk
+
+
+class _MirrorFailed(Exception):
+    """One mirror could not deliver one file; the message says why, for the final error."""
+
+
+# --- checking files against the pins ----------------------------------------------------------
+
+
+def _pin_for(path: Path) -> _Pin | None:
+    """The pin of an IDX file under any of its spellings (raw or .gz, dashes or dots)."""
+    return PINNED.get(path.name.removesuffix(".gz").replace(".idx", "-idx"))
+
+
+def _content_problem(path: Path, pin: _Pin, compressed: bool) -> str | None:
+    """None if ``path`` holds exactly the pinned bytes (once gunzipped, if ``compressed``);
+    otherwise what is wrong, as a phrase to follow the file's name."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as stream:
+            while size <= pin.size and (chunk := stream.read(CHUNK_BYTES)):  # bounded: no gzip bomb
+                digest.update(chunk)
+                size += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        return f"cannot be decompressed ({' '.join(str(exc).split())})"
+    if size != pin.size:
+        return f"holds {size:,}{'+' * (size > pin.size)} bytes of data, not the {pin.size:,} pinned"
+    if digest.hexdigest() != pin.sha256:
+        return "does not match its pinned SHA-256 checksum"
+    return None
+
+
+def _record_entry(path: Path, pin: _Pin) -> dict[str, Any]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": pin.sha256}
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    # An unreadable record only costs a re-verification of every file: the safe direction.
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+        if isinstance(record, dict) and isinstance(record.get("files"), dict):
+            return record["files"]
+    return {}
+
+
+def _write_record(folder: Path, files: dict[str, Any]) -> None:
+    # Written atomically, and a failure (a read-only cache) is ignored: the record only saves
+    # work, so without it the files are simply hashed again next time.
+    text = json.dumps({"version": 1, "files": files}, indent=1, sort_keys=True)
+    with contextlib.suppress(OSError):
+        write_text(folder / RECORD_NAME, text)
+
+
+def _verified(path: Path, record: dict[str, Any]) -> str | None:
+    """Check one cached file: against the record if its size and mtime are unchanged (a stat),
+    else by hashing it, updating ``record`` on success. None if it is good, else the problem."""
+    pin = _pin_for(path)
+    if pin is None:
+        return f"{path.name} is not one of the files nnscratch downloads"
+    if record.get(path.name) == _record_entry(path, pin):
+        return None
+    problem = _content_problem(path, pin, compressed=path.name.endswith(".gz"))
+    if problem is None:
+        record[path.name] = _record_entry(path, pin)
+    return problem and f"{path.name} in it {problem}"
+
+
+def has_record(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds files that nnscratch downloaded (and so can verify)."""
+    return (Path(folder) / RECORD_NAME).is_file()
+
+
+def verify_cached(folder: str | os.PathLike, files: Iterable[str | os.PathLike]) -> str | None:
+    """Check ``files`` in the cache ``folder`` against the pins: None when all are intact,
+    else a phrase saying which is not and what to do."""
+    folder = Path(folder)
+    record = _read_record(folder)
+    before = dict(record)
+    for path in map(Path, files):
+        problem = _verified(path, record)
+        if problem:
+            return f"{problem}; run 'nnscratch data download' to fetch it again"
+    if record != before:
+        _write_record(folder, record)
+    return None
+
+
+# --- downloading ---------------------------------------------------------------------------------
+
+
+def configured_mirrors() -> tuple[str, ...]:
+    """The base URLs to download from: ``$NNSCRATCH_MIRRORS`` if set, else :data:`MIRRORS`."""
+    value = os.environ.get(MIRRORS_ENV_VAR, "")
+    if not value.strip():
+        return MIRRORS
+    return _check_mirrors(value.split(","), MIRRORS_ENV_VAR)
+
+
+def _check_mirrors(urls: Iterable[str], source: str) -> tuple[str, ...]:
+    bases = []
+    for url in (url.strip() for url in urls):
+        if not url:
+            continue
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise DataError(f"{source} lists {url[:80]!r}, which is not an http:// or https:// "
+                            "URL")
+        bases.append(url if url.endswith("/") else url + "/")
+    if not bases:
+        raise DataError(f"{source} lists no mirror URL")
+    return tuple(bases)
+
+
+def download_mnist(folder: str | os.PathLike | None = None, *,
+                   mirrors: Sequence[str] | None = None, timeout: float = TIMEOUT_SECONDS,
+                   progress: bool | None = None,
+                   report: Callable[[Fetched], None] | None = None) -> list[Fetched]:
+    """Make ``folder`` (default: ``user_cache_dir() / "mnist"``) hold the four verified MNIST
+    ``.gz`` files, downloading each one it lacks (or holds damaged) from the first mirror that
+    serves it intact. Returns one :class:`Fetched` per file, also passed to ``report`` as each
+    is done.
+
+    ``mirrors``: base URLs (default: :func:`configured_mirrors`); ``timeout``: seconds to wait
+    for a mirror to answer; ``progress``: a progress line on stderr (default: only when stderr
+    is a terminal). Raises DataError naming each mirror's failure when none serves a file.
+    """
+    target = Path(folder) if folder is not None else mnist_cache_dir()
+    bases = configured_mirrors() if mirrors is None else _check_mirrors(mirrors, "mirrors")
+    _make_folder(target)
+    show = _Progress(sys.stderr, sys.stderr.isatty() if progress is None else progress)
+    record = _read_record(target)
+    fetched = []
+    for name, pin in PINNED.items():
+        path = target / f"{name}.gz"
+        if path.is_file() and _verified(path, record) is None:
+            done = Fetched(path.name, path, None, path.stat().st_size)
+        else:
+            mirror, size = _fetch(path, pin, bases, timeout, show)
+            record[path.name] = _record_entry(path, pin)
+            done = Fetched(path.name, path, mirror, size)
+        _write_record(target, record)  # after each file: a later failure keeps this one's entry
+        fetched.append(done)
+        if report is not None:
+            report(done)
+    return fetched
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the cache folder {folder} "
+                        f"({exc.strerror or exc})") from exc
+
+
+def _fetch(path: Path, pin: _Pin, bases: Sequence[str], timeout: float,
+           show: _Progress) -> tuple[str, int]:
+    """Download ``path`` from the first mirror that delivers it intact; (mirror, bytes)."""
+    failures = []
+    for base in bases:
+        try:
+            return base, _fetch_from(base + path.name, path, pin, timeout, show)
+        except _MirrorFailed as exc:
+            failures.append(f"{base}: {exc}")
+            show.note(f"{path.name} from {base} failed: {exc}")
+    raise DataError(f"could not download {path.name} from any mirror ({'; '.join(failures)})")
+
+
+def _fetch_from(url: str, path: Path, pin: _Pin, timeout: float, show: _Progress) -> int:
+    """Download ``url`` to a temporary file beside ``path``, verify it, and rename it to
+    ``path``; on any failure (or interruption) the temporary file is removed."""
+    with atomic_file(path) as out:
+        temp = Path(out.name)
+        size = _copy_url(url, out, pin.size + _GZIP_OVERHEAD, timeout, show, temp)
+        out.flush()  # verified by reading the file back, before atomic_file renames it
+        problem = _content_problem(temp, pin, compressed=True)
+        if problem:
+            raise _MirrorFailed(f"the file it serves {problem}")
+    return size
+
+
+def _copy_url(url: str, out: BinaryIO, limit: int, timeout: float, show: _Progress,
+              temp: Path) -> int:
+    """Copy the body at ``url`` into ``out``; the number of bytes. Network failures become
+    _MirrorFailed; a failure to write stays a DataError (another mirror would not help)."""
+    # Imported here: importing nnscratch should not load the HTTP stack (ssl, email, ...).
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": "nnscratch"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            announced = _announced_length(response, limit)
+            show.start(url, announced)
+            copied = 0
+            while chunk := response.read(CHUNK_BYTES):
+                copied += len(chunk)
+                if copied > limit:
+                    raise _MirrorFailed(f"it sends more than the {limit:,} bytes the file can have")
+                _write(out, chunk, temp)
+                show.update(copied)
+            show.finish()
+    except urllib.error.HTTPError as exc:
+        raise _MirrorFailed(f"HTTP error {exc.code} ({exc.reason})") from None
+    except urllib.error.URLError as exc:
+        raise _MirrorFailed(f"unreachable ({exc.reason})") from None
+    except TimeoutError:
+        raise _MirrorFailed(f"no answer within {timeout:g} s") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise _MirrorFailed(f"the transfer failed ({type(exc).__name__}: {exc})") from None
+    finally:
+        show.finish()
+    if announced is not None and copied != announced:
+        raise _MirrorFailed(f"it sent {copied:,} of the {announced:,} bytes it announced")
+    return copied
+
+
+def _announced_length(response: Any, limit: int) -> int | None:
+    try:
+        announced = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    if announced > limit:
+        raise _MirrorFailed(f"it announces {announced:,} bytes, more than the {limit:,} the file "
+                            "can have")
+    return announced
+
+
+def _write(out: BinaryIO, chunk: bytes, temp: Path) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        raise DataError(f"cannot write the download to {temp.parent} "
+                        f"({exc.strerror or exc})") from exc
+
+
+class _Progress:
+    """One line on stderr, redrawn at most ten times a second, while a file downloads."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream, self.enabled = stream, enabled
+        self.url, self.total, self.drawn_at, self.active = "", None, 0.0, False
+
+    def start(self, url: str, total: int | None) -> None:
+        self.url, self.total, self.drawn_at, self.active = url, total, 0.0, True
+        self.update(0)
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.drawn_at < 0.1:
+            return
+        self.drawn_at = now
+        amount = f"{done / 1e6:.1f} MB"
+        if self.total:
+            amount += f" of {self.total / 1e6:.1f} MB ({done / self.total:.0%})"
+        self.stream.write(f"\r\033[Kdownloading {self.url}: {amount}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self.active:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        self.active = False
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(text + "\n")
+            self.stream.flush()

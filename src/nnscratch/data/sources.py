@@ -1,0 +1,252 @@
+"""Where MNIST comes from, and loading it from there.
+
+Where the data comes from, first match wins (:func:`find_mnist` says which, and
+:func:`explain_mnist` why, without reading the data):
+
+1. the path passed explicitly (``load_mnist(PATH)``, ``--data PATH``): it must hold the data;
+2. the path named by ``NNSCRATCH_DATA``, when set and non-empty: it must hold the data;
+3. ``user_cache_dir() / "mnist"``, if it holds a complete data set (a partial cache is skipped).
+   Files that nnscratch downloaded there are checked against their pinned SHA-256 on every use
+   (cheaply: see :mod:`nnscratch.data.download`); a file that fails is not used, and the user is
+   told;
+4. a verified download into that cache, only where allowed: ``load_mnist(download=True)`` or
+   ``NNSCRATCH_DOWNLOAD=1``, so that nothing ever waits on the network unasked;
+5. the small sample bundled with the package (8,000 + 2,000 real MNIST images), so that everything
+   runs out of the box; :attr:`MnistData.is_sample` and :attr:`MnistData.source` say so.
+
+A path names a folder or a file in any format :mod:`.formats` recognises. Data without a test set
+gets one held out (:mod:`.split`), which the source sentence reports. A place to look is one
+function in :data:`_FALLBACKS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DataError
+from .cache import mnist_cache_dir
+from .download import download_mnist, has_record, verify_cached
+from .formats import Match, match_folder, require_data
+from .split import hold_out_test
+
+__all__ = [
+    "MnistData",
+    "DataSource",
+    "load_mnist",
+    "find_mnist",
+    "explain_mnist",
+    "SAMPLE_HINT",
+    "ENV_VAR",
+    "DOWNLOAD_ENV_VAR",
+]
+
+ENV_VAR = "NNSCRATCH_DATA"
+DOWNLOAD_ENV_VAR = "NNSCRATCH_DOWNLOAD"
+
+SAMPLE_HINT = (
+    "To use the full MNIST, pass --data PATH (or data=PATH in Python) or set "
+    f"{ENV_VAR}=PATH, where PATH is a folder with the four MNIST IDX files (raw or .gz) or a "
+    "CSV or .npz file; or run 'nnscratch data download' (or set "
+    f"{DOWNLOAD_ENV_VAR}=1) to download it into the user cache."
+)
+
+# The sample ships inside the package (package-data in pyproject.toml), beside this subpackage.
+_SAMPLE_DIR = Path(__file__).parent.parent / "sample"
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing arrays with == has no single truth value
+class MnistData:
+    """A training and a test set: uint8 pixels as (n, 784) rows, int64 labels 0-9.
+
+    The arrays are C-contiguous, writable and owned by this object (nothing else holds them).
+    """
+
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    source: str
+    is_sample: bool
+    #: The file or folder the data was read from (``None`` for the bundled sample and for data
+    #: made from arrays): a run folder records it so that ``--resume`` finds the same data.
+    location: Path | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where :func:`load_mnist` would read the data from, and why that place was chosen."""
+
+    kind: str  # "path" | "env" | "cache" | "download" | "sample"
+    location: Path  # the folder or file holding the data (for "download": the cache folder)
+    reason: str
+
+
+# --- the places, in order -------------------------------------------------------------------
+
+_OWNERS = {  # whose path it is, for error messages
+    "path": "data",
+    "env": ENV_VAR,
+    "cache": "user cache",
+    "download": "user cache",
+    "sample": "bundled sample",
+}
+_TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class _Skip:
+    """A place that does not provide the data, and why; ``notable`` when the user should hear
+    it even though a later place provides the data."""
+
+    why: str
+    notable: bool = False
+
+
+def find_mnist(path: str | os.PathLike | None = None, *,
+               download: bool | None = None) -> DataSource:
+    """Where :func:`load_mnist` would read MNIST from right now, and why.
+
+    Reads no data beyond the first bytes of a file given as ``path`` and, for a file in the
+    user cache whose size or modification time changed since it was verified, its checksum.
+    ``download`` is as for :func:`load_mnist`. Raises DataError when ``path`` or
+    ``NNSCRATCH_DATA`` names a place without the data.
+    """
+    if path is not None:
+        return _from_path(path)
+    allowed = _download_permission(download)
+    notes = []
+    for _place, fallback in _FALLBACKS:
+        found = fallback(allowed)
+        if isinstance(found, DataSource):
+            reason = "; ".join([found.reason, *notes])
+            return dataclasses.replace(found, reason=reason)
+        if found.notable:
+            notes.append(found.why)
+    raise AssertionError("the bundled sample is the last fallback and always answers")
+
+
+def explain_mnist(path: str | os.PathLike | None = None, *,
+                  download: bool | None = None) -> list[tuple[str, str]]:
+    """Each place :func:`find_mnist` looks at, in order, with what it found there: pairs of
+    (place, finding), the one that provides the data marked "used"."""
+    chosen = find_mnist(path, download=download)
+    given = "none given" if path is None else f"used: {chosen.location}"
+    rows = [("explicit path", given)]
+    allowed = _download_permission(download)
+    for place, fallback in _FALLBACKS:
+        try:
+            found = fallback(allowed)
+        except DataError as exc:  # a place that find_mnist did not need to look at
+            rows.append((place, f"unusable: {exc}"))
+            continue
+        if isinstance(found, _Skip):
+            rows.append((place, found.why))
+            continue
+        used = path is None and found.kind == chosen.kind
+        status = "used" if used else "not needed"
+        rows.append((place, f"{status}: {found.location} ({found.reason})"))
+    return rows
+
+
+def _from_path(path: str | os.PathLike) -> DataSource:
+    if not os.fspath(path):
+        raise DataError("the data path is empty; give a folder or file holding MNIST")
+    match = require_data(Path(path).expanduser(), _OWNERS["path"])
+    return DataSource("path", match.location, "given explicitly")
+
+
+def _download_permission(download: bool | None) -> str | None:
+    """What allows downloading (for the source sentence), or None if it is not allowed."""
+    if download is not None:
+        return "download=True" if download else None
+    value = os.environ.get(DOWNLOAD_ENV_VAR, "")
+    if value.strip().lower() in _TRUE_WORDS:
+        return f"{DOWNLOAD_ENV_VAR}={value}"
+    if value.strip().lower() in _FALSE_WORDS:
+        return None
+    raise DataError(f"{DOWNLOAD_ENV_VAR} is {value[:40]!r}; set it to 1 to allow downloading "
+                    "MNIST into the user cache, or to 0 (or unset it) to forbid it")
+
+
+def _from_env(_download: str | None) -> DataSource | _Skip:
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        return _Skip("not set")
+    match = require_data(Path(value).expanduser(), _OWNERS["env"])
+    return DataSource("env", match.location, f"from {ENV_VAR}")
+
+
+def _from_cache(_download: str | None) -> DataSource | _Skip:
+    # A partial cache (an interrupted copy, say) is skipped silently: nobody asked for it.
+    folder = mnist_cache_dir()
+    match = match_folder(folder) if folder.is_dir() else None
+    if match is None or match.missing:
+        return _Skip(f"{folder} holds no complete MNIST")
+    if not has_record(folder):  # filled by hand, not by nnscratch: nothing to verify against
+        return DataSource("cache", folder, "found in the user cache")
+    problem = verify_cached(folder, match.files.values())
+    if problem:
+        return _Skip(f"the user cache was not used: {problem}", notable=True)
+    return DataSource("cache", folder, "found in the user cache, verified against pinned "
+                                       "SHA-256 checksums")
+
+
+def _from_download(download: str | None) -> DataSource | _Skip:
+    if download is None:
+        return _Skip(f"off: run 'nnscratch data download', or set {DOWNLOAD_ENV_VAR}=1 to "
+                     "download automatically")
+    return DataSource("download", mnist_cache_dir(),
+                      f"not in the user cache, and {download} allows downloading it")
+
+
+def _from_sample(_download: str | None) -> DataSource:
+    require_data(_SAMPLE_DIR, _OWNERS["sample"])
+    return DataSource("sample", _SAMPLE_DIR, "no data was configured")
+
+
+_FALLBACKS: tuple[tuple[str, Callable[[str | None], DataSource | _Skip]], ...] = (
+    (ENV_VAR, _from_env),
+    ("user cache", _from_cache),
+    ("download", _from_download),
+    ("bundled sample", _from_sample),
+)
+
+
+def load_mnist(path: str | os.PathLike | None = None, *,
+               download: bool | None = None) -> MnistData:
+    """Load MNIST from ``path`` (a folder or a file), else from the first place in the module's
+    resolution order.
+
+    ``download``: whether the full MNIST may be downloaded into the user cache when no earlier
+    place holds it; None (the default) allows it only if ``NNSCRATCH_DOWNLOAD=1``.
+    """
+    source = find_mnist(path, download=download)
+    if source.kind == "download":
+        download_mnist(source.location)
+    match = require_data(source.location, _OWNERS[source.kind])
+    x_train, y_train, x_test, y_test = match.format.read(match.files)
+    note = ""
+    if x_test is None or y_test is None:
+        (x_train, y_train, x_test, y_test), note = hold_out_test(x_train, y_train, match.location)
+    description = _describe_source(source, match, len(x_train), len(x_test), note)
+    is_sample = source.kind == "sample"
+    return MnistData(x_train, y_train, x_test, y_test, description, is_sample,
+                     None if is_sample else source.location.resolve())
+
+
+def _describe_source(source: DataSource, match: Match, n_train: int, n_test: int,
+                     note: str) -> str:
+    counts = f"{n_train:,} training and {n_test:,} test images"
+    if source.kind == "sample":
+        return (f"The small sample bundled with nnscratch in {source.location} ({counts}), "
+                f"not the full MNIST of 60,000 + 10,000 ({source.reason}). {SAMPLE_HINT}")
+    what = "file" if match.location.is_file() else "files"
+    reason = "downloaded and verified" if source.kind == "download" else source.reason
+    return (f"MNIST {match.format.name} {what} in {match.location} ({reason}): "
+            f"{counts}{note}.")

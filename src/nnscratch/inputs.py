@@ -1,0 +1,118 @@
+"""Checking the images and labels a user hands the model, and turning them into model input.
+
+:func:`as_pixels` and :func:`as_labels` accept what a user is likely to have (nested lists, any
+integer or float dtype, one image or many, flat or 28x28) and return C-contiguous arrays the
+backends can take as they are; anything else is a :class:`~nnscratch.errors.DataError` of one
+sentence. The data readers share the range checks, so a bad label reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .errors import DataError
+
+__all__ = [
+    "IMAGE_SIDE",
+    "PIXELS",
+    "NUM_CLASSES",
+    "as_pixels",
+    "as_labels",
+    "first_bad_label",
+    "first_bad_pixel",
+]
+
+IMAGE_SIDE = 28
+PIXELS = IMAGE_SIDE * IMAGE_SIDE
+NUM_CLASSES = 10
+
+# Float pixels by byte size: float16 is too coarse to compute in, so it becomes float32.
+_FLOAT_RESULT = {2: np.dtype(np.float32), 4: np.dtype(np.float32), 8: np.dtype(np.float64)}
+
+
+def first_bad_label(labels: np.ndarray) -> int | None:
+    """Index of the first label outside 0..9, or None if all are digits."""
+    bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
+    return int(bad[0]) if bad.size else None
+
+
+def first_bad_pixel(pixels: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first value outside 0..255 in 2-D ``pixels``, or None."""
+    if pixels.dtype == np.uint8:
+        return None
+    bad = np.argwhere((pixels < 0) | (pixels > 255))
+    return (int(bad[0, 0]), int(bad[0, 1])) if len(bad) else None
+
+
+def as_pixels(x: ArrayLike) -> np.ndarray:
+    """Check images a user gives the model and return them as C-contiguous (n, 784) rows.
+
+    Accepts (n, 784), (n, 28, 28), or one image as (784,) or (28, 28). uint8 is returned as is
+    (possibly sharing memory with ``x``); other integers must be 0..255 and become uint8; floats
+    count as already scaled, must be finite and in [0, 1], and become float32 (float64 stays).
+    """
+    arr = _as_array(x, "images")
+    is_float = arr.dtype.kind == "f" and arr.dtype.itemsize in _FLOAT_RESULT
+    if arr.dtype.kind not in "iu" and not is_float:
+        raise DataError("images must be uint8, integers in 0..255 or floats in [0, 1]; got "
+                        f"dtype {arr.dtype}")
+    rows = _pixel_rows(arr)
+    if arr.dtype == np.uint8:
+        return rows
+    if arr.dtype.kind in "iu":
+        return _integer_pixels(rows)
+    return _float_pixels(rows)
+
+
+def _as_array(x: ArrayLike, what: str) -> np.ndarray:
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, unconvertible objects
+        raise DataError(f"{what} must be a rectangular array of numbers ({exc})") from exc
+
+
+def _pixel_rows(arr: np.ndarray) -> np.ndarray:
+    shape = arr.shape
+    single = shape in ((PIXELS,), (IMAGE_SIDE, IMAGE_SIDE))
+    batch = (arr.ndim == 2 and shape[1] == PIXELS) or (
+        arr.ndim == 3 and shape[1:] == (IMAGE_SIDE, IMAGE_SIDE))
+    if not (single or batch):
+        raise DataError(f"images must have 784 pixels per row (or be 28x28); got shape {shape}")
+    n = 1 if single else shape[0]
+    if n == 0:
+        raise DataError(f"images must hold at least one image; got shape {shape}")
+    return np.ascontiguousarray(arr.reshape(n, PIXELS))
+
+
+def _integer_pixels(rows: np.ndarray) -> np.ndarray:
+    low, high = rows.min(), rows.max()
+    if low < 0 or high > 255:
+        raise DataError(f"integer images must have pixel values in 0..255; got values from "
+                        f"{low} to {high}")
+    return rows.astype(np.uint8)
+
+
+def _float_pixels(rows: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(rows)
+    if not finite.all():
+        raise DataError(f"float images must be finite; got {np.count_nonzero(~finite)} NaN or "
+                        "infinite values")
+    low, high = rows.min(), rows.max()
+    if low < 0 or high > 1:
+        raise DataError(f"float images must be scaled to [0, 1] (divide 0..255 pixels by 255); "
+                        f"got values from {low:g} to {high:g}")
+    return rows.astype(_FLOAT_RESULT[rows.dtype.itemsize], copy=False)
+
+
+def as_labels(y: ArrayLike, n: int) -> np.ndarray:
+    """Check labels a user gives the model: integers 0..9, shape (n,); returned as new int64."""
+    arr = _as_array(y, "labels")
+    if arr.dtype.kind not in "iu":
+        raise DataError(f"labels must be integers 0..9; got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise DataError(f"labels must have shape ({n},), one per image; got shape {arr.shape}")
+    bad = first_bad_label(arr)
+    if bad is not None:
+        raise DataError(f"labels must be digits 0..9; got {arr[bad]} at index {bad}")
+    return arr.astype(np.int64)
