@@ -7,6 +7,7 @@ prints one line on stderr and exits with code 2; a diverging run exits with code
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,6 +109,11 @@ def _train_target(args: argparse.Namespace) -> str | None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    """Train an MLP on MNIST, print a line per epoch (with a progress bar in a terminal) and the
+    final test accuracy, and write the model file (only once training has finished) or a run
+    folder. Ctrl-C stops after the current step, saves a checkpoint in the run folder and exits
+    with 130; a loss that becomes NaN or infinite stops the run with exit code 3.
+    """
     from .registry import get_backend
     from .callbacks import ProgressPrinter
     from .data import load_mnist
@@ -167,6 +173,10 @@ def _print_trained(result: TrainResult, out: str | None) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    """Write report.html in a run folder from its files: training curves, the confusion matrix, the
+    worst misclassified test digits, the first layer's weights and the settings, with the
+    figures as PNG files beside it (they need matplotlib: pip install "nnscratch[plot]").
+    """
     from .report import PLOT_HINT, build_report
 
     report = build_report(args.folder)
@@ -179,6 +189,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    """Load a model file and report its accuracy and loss on the MNIST test set."""
     from .data import load_mnist
     from .model import load_model
 
@@ -194,6 +205,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    """Train the same model from the same seed on the same batches on each backend, compare the
+    batch loss and every parameter after every step with the first backend's, and print the
+    largest relative differences per range of steps against the tolerances the agreement suite
+    uses. Exits with 1 if any difference exceeds its tolerance.
+    """
     from .compare import compare_backends, trajectory_tolerance
     from .data import load_mnist
 
@@ -239,6 +255,7 @@ def _backend_list(text: str) -> list[str]:
 
 
 def _run_backends(args: argparse.Namespace) -> int:
+    """List every known backend: available, or why not and how to install it."""
     from .registry import available_backends
 
     infos = available_backends().values()
@@ -260,13 +277,7 @@ BACKEND_HELP = _setting_help("backend")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "train", help="train a model and write it to a file",
-        description="Train an MLP on MNIST, print a line per epoch (with a progress bar in a "
-                    "terminal) and the final test accuracy, and write the model file (only "
-                    "once training has finished) or a run folder. Ctrl-C stops after the "
-                    "current step, saves a checkpoint in the run folder and exits with 130; "
-                    "a loss that becomes NaN or infinite stops the run with exit code 3.")
+    p = _command(commands, "train", _run_train, help="train a model and write it to a file")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
     _add_settings(p, TrainSettings.names())
     p.add_argument("--out", default=None, metavar="PATH",
@@ -284,36 +295,23 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         "(default: 1)")
     p.add_argument("--quiet", action="store_true",
                    help="print only the data source and the final result")
-    p.set_defaults(run=_run_train)
 
 
 def _add_compare(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "compare", help="train on several backends in lockstep and report how far they drift",
-        description="Train the same model from the same seed on the same batches on each "
-                    "backend, compare the batch loss and every parameter after every step with "
-                    "the first backend's, and print the largest relative differences per range "
-                    "of steps against the tolerances the agreement suite uses. Exits with 1 if "
-                    "any difference exceeds its tolerance.")
+    p = _command(commands, "compare", _run_compare,
+                 help="train on several backends in lockstep and report how far they drift")
     p.add_argument("--backends", type=_backend_list, required=True, metavar="A,B[,...]",
                    help="backends to compare; the first is the reference (e.g. numpy,numba)")
     p.add_argument("--steps", type=_option_type(POSITIVE_INT), default=300, metavar="N",
                    help="training steps to compare (default: 300)")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
     _add_settings(p, STEP_SETTINGS)
-    p.set_defaults(run=_run_compare)
 
 
 def _add_report(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "report", help="rebuild a run folder's report.html",
-        description="Write report.html in a run folder from its files: training curves, the "
-                    "confusion matrix, the worst misclassified test digits, the first layer's "
-                    "weights and the settings, with the figures as PNG files beside it (they "
-                    "need matplotlib: pip install \"nnscratch[plot]\").")
+    p = _command(commands, "report", _run_report, help="rebuild a run folder's report.html")
     p.add_argument("folder", metavar="RUN", help="a run folder written by 'nnscratch train "
                                                  "--out RUN'")
-    p.set_defaults(run=_run_report)
 
 
 # --- data and predict ----------------------------------------------------------------------------
@@ -323,6 +321,11 @@ _PLACES = {"path": "the path given,", "env": "NNSCRATCH_DATA,", "cache": "the us
 
 
 def _run_data(args: argparse.Namespace) -> int:
+    """Say where the other commands would read MNIST from right now, and why, place by place in the
+    order they are tried: --data, $NNSCRATCH_DATA, the user cache, a download, the small bundled
+    sample. Nothing is ever downloaded unasked: 'nnscratch data download' does it, and so does
+    any command when NNSCRATCH_DOWNLOAD=1 and the cache lacks the data.
+    """
     from .data import explain_mnist, find_mnist
     from .data.download import configured_mirrors
 
@@ -337,6 +340,12 @@ def _run_data(args: argparse.Namespace) -> int:
 
 
 def _run_data_download(args: argparse.Namespace) -> int:
+    """Download the four MNIST IDX files into the user cache ($NNSCRATCH_CACHE, else
+    $XDG_CACHE_HOME/nnscratch, else ~/.cache/nnscratch; its mnist folder) from the first mirror
+    that serves each intact, trying the next on any failure. Each file is verified against a
+    pinned SHA-256 before it is kept, and a file already there and intact is not downloaded
+    again. Mirrors: NNSCRATCH_MIRRORS (comma-separated base URLs) replaces the built-in list.
+    """
     from .data import ENV_VAR, user_cache_dir
     from .data.download import Fetched, download_mnist
 
@@ -352,6 +361,12 @@ def _run_data_download(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    """Prepare each image the way MNIST's digits were made (gray levels, inverted when the
+    background is light, cropped to the ink, scaled to fit 20x20 keeping the aspect ratio,
+    centred by its centre of mass in 28x28) and print the digit the model reads with its
+    likeliest alternatives. One digit per image: crop a photo to it. Reading images needs
+    Pillow: pip install 'nnscratch[images]'.
+    """
     import numpy as np
 
     from .imageprep import read_digit, save_digit
@@ -380,36 +395,17 @@ def _input_image_paths(path: str, count: int) -> list[Path]:
 
 
 def _add_data(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "data", help="say where the data would come from and why; download it",
-        description="Say where the other commands would read MNIST from right now, and why, "
-                    "place by place in the order they are tried: --data, $NNSCRATCH_DATA, the "
-                    "user cache, a download, the small bundled sample. Nothing is ever "
-                    "downloaded unasked: 'nnscratch data download' does it, and so does any "
-                    "command when NNSCRATCH_DOWNLOAD=1 and the cache lacks the data.")
+    p = _command(commands, "data", _run_data,
+                 help="say where the data would come from and why; download it")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    d = actions.add_parser(
-        "download", help="download the full MNIST into the user cache",
-        description="Download the four MNIST IDX files into the user cache ($NNSCRATCH_CACHE, "
-                    "else $XDG_CACHE_HOME/nnscratch, else ~/.cache/nnscratch; its mnist folder) "
-                    "from the first mirror that serves each intact, trying the next on any "
-                    "failure. Each file is verified against a pinned SHA-256 before it is kept, "
-                    "and a file already there and intact is not downloaded again. Mirrors: "
-                    "NNSCRATCH_MIRRORS (comma-separated base URLs) replaces the built-in list.")
-    d.set_defaults(run=_run_data_download)
-    p.set_defaults(run=_run_data)
+    _command(actions, "download", _run_data_download,
+             help="download the full MNIST into the user cache")
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "predict", help="read handwritten digits from photos or scans",
-        description="Prepare each image the way MNIST's digits were made (gray levels, "
-                    "inverted when the background is light, cropped to the ink, scaled to fit "
-                    "20x20 keeping the aspect ratio, centred by its centre of mass in 28x28) "
-                    "and print the digit the model reads with its likeliest alternatives. One "
-                    "digit per image: crop a photo to it. Reading images needs Pillow: "
-                    "pip install 'nnscratch[images]'.")
+    p = _command(commands, "predict", _run_predict,
+                 help="read handwritten digits from photos or scans")
     p.add_argument("model", metavar="MODEL", help="a model file written by 'nnscratch train'")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (PNG, JPEG, ...), each showing one digit")
@@ -419,7 +415,15 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=_option_type(POSITIVE_INT), default=3, metavar="K",
                    help="how many of the likeliest digits to show (default: 3)")
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
-    p.set_defaults(run=_run_predict)
+
+
+def _command(commands: argparse._SubParsersAction, name: str, run: Callable[..., int], *,
+             help: str) -> argparse.ArgumentParser:
+    """The subcommand ``name``, which calls ``run``; its ``--help`` describes it with ``run``'s
+    docstring, so each command's description lives beside the code that does it."""
+    p = commands.add_parser(name, help=help, description=inspect.cleandoc(run.__doc__ or ""))
+    p.set_defaults(run=run)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -429,19 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
-    p = commands.add_parser("evaluate", help="report a model file's test accuracy and loss",
-                            description="Load a model file and report its accuracy and loss on "
-                                        "the MNIST test set.")
+    p = _command(commands, "evaluate", _run_evaluate,
+                 help="report a model file's test accuracy and loss")
     p.add_argument("model", metavar="MODEL", help="a model file written by 'nnscratch train'")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
-    p.set_defaults(run=_run_evaluate)
     _add_compare(commands)
     _add_report(commands)
-    p = commands.add_parser("backends", help="list the backends and whether they can run here",
-                            description="List every known backend: available, or why not and "
-                                        "how to install it.")
-    p.set_defaults(run=_run_backends)
+    p = _command(commands, "backends", _run_backends,
+                 help="list the backends and whether they can run here")
     _add_data(commands)
     _add_predict(commands)
     return parser
