@@ -26,7 +26,8 @@ print(" ".join(sorted(name for name in sys.modules if name.startswith("nnscratch
 """
 
 
-@pytest.mark.parametrize("module", ["model", "inputs", "serialize"])
+@pytest.mark.parametrize("module", ["model", "inputs", "serialize", "optim", "settings",
+                                    "trainer", "backend", "registry"])
 def test_the_model_imports_no_data_loading(module):
     code = WITHOUT_PACKAGE_INIT.format(module=module)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -37,11 +38,25 @@ def test_the_model_imports_no_data_loading(module):
     assert data_modules == []
 
 
+@pytest.mark.parametrize("package", ["nnscratch_numba", "nnscratch_cupy"])
+def test_the_backends_import_no_data_loading(package):
+    pytest.importorskip(package)
+    code = WITHOUT_PACKAGE_INIT.replace("import nnscratch.{module}", f"import {package}")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout.split()
+    assert "nnscratch.backend" in loaded  # the backend did import the interface
+    assert [name for name in loaded if name.startswith(("nnscratch.data", "nnscratch.download",
+                                                        "nnscratch.inputs"))] == []
+
+
 def test_importing_nnscratch_loads_no_http_stack_and_no_optional_library():
-    # Downloading imports urllib.request (and with it ssl and http.client) only when it starts.
-    code = ("import sys, nnscratch, nnscratch.data, nnscratch.download; print(sorted(n for n in "
-            "('urllib.request', 'http.client', 'ssl', 'numba', 'cupy', 'dask', 'distributed', "
-            "'sklearn') if n in sys.modules))")
+    # Downloading imports urllib.request (and with it ssl and http.client) only when it starts;
+    # a backend's array library only when that backend is created.
+    code = ("import sys, nnscratch, nnscratch.data, nnscratch.download; "
+            "nnscratch.MLP((8,)).predict([[0] * 784]); "
+            "assert nnscratch.get_backend().name == 'numpy'; print(sorted(n for n in "
+            "('urllib.request', 'http.client', 'ssl', 'numba', 'llvmlite', 'cupy', 'torch', "
+            "'dask', 'distributed', 'sklearn') if n in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
