@@ -44,7 +44,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from . import Callback, TrainingInterrupted, train
-from .backend import Backend, get_backend
+from .backend import Backend
+from .registry import get_backend
 from .compare import compare_backends, tolerance, trajectory_tolerance
 from .data import load_mnist
 from .errors import BackendUnavailableError, TrainingDivergedError
