@@ -4,6 +4,7 @@ at import time."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,9 +41,13 @@ def test_the_model_imports_no_data_loading(module):
 
 @pytest.mark.parametrize("package", ["nnscratch_numba", "nnscratch_cupy"])
 def test_the_backends_import_no_data_loading(package):
-    pytest.importorskip(package)
+    module = pytest.importorskip(package)
     code = WITHOUT_PACKAGE_INIT.replace("import nnscratch.{module}", f"import {package}")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Found here, perhaps from a source folder another test put on sys.path: so in the child.
+    where = str(Path(module.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([where, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)
     loaded = out.stdout.split()
     assert "nnscratch.backend" in loaded  # the backend did import the interface
     assert [name for name in loaded if name.startswith(("nnscratch.data", "nnscratch.download",
