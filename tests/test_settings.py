@@ -25,6 +25,7 @@ def test_defaults_and_stored_forms():
     assert s.hidden == (64, 32) and s.lr == 1.0 and isinstance(s.lr, float)
     assert s.batch_size is None and s.schedule is None
     assert TrainSettings() == TrainSettings(hidden=(128,), epochs=5, lr=0.1)
+    assert TrainSettings(dtype=np.dtype("float64")).to_json()["dtype"] == "float64"
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.lr = 0.5
     assert hash(s) == hash(TrainSettings(hidden=(64, 32), lr=1.0, batch_size=None))

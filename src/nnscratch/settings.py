@@ -113,7 +113,8 @@ def _optional(rule: Rule, word: str, expected: str) -> Rule:
 
 
 def _choice(options: Sequence[str]) -> Rule:
-    return Rule(f"one of {', '.join(options)}", lambda v: v in options, str,
+    # normal=str: a numpy dtype equals its name, and is stored as that name (JSON has no dtype)
+    return Rule(f"one of {', '.join(options)}", lambda v: v in options, str, str,
                 choices=tuple(options))
 
 
