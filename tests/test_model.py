@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch import MLP, ConfigError, DataError, ModelFileError, load_model
+from nnscratch import MLP, DataError, ModelFileError, load_model
 
 
 def test_bias_gradients_are_per_unit(sample_mnist):
@@ -136,16 +136,21 @@ def test_tampered_model_files_are_rejected(tmp_path, change, word):
     assert "bad.npz" in str(info.value)
 
 
-def test_model_for_other_inputs_is_rejected(tmp_path):
+def test_model_for_other_inputs_loads_and_checks_its_input_width(tmp_path):
+    """A model file for 100 inputs (issue 13: sizes come from the data) loads, predicts rows of
+    100 pixels and refuses MNIST's 784 in one sentence."""
     good = MLP((8,), seed=0).save(tmp_path / "good.npz")
-    bad = tmp_path / "bad.npz"
+    other = tmp_path / "other.npz"
 
     def shrink(a):
         a["W1"] = a["W1"][:100]
         _set_meta(a, layer_sizes=[100, 8, 10])
-    _rewrite_npz(good, bad, shrink)
-    with pytest.raises(ModelFileError, match="784"):
-        load_model(bad)
+    _rewrite_npz(good, other, shrink)
+    model = load_model(other)
+    assert model.layer_sizes == (100, 8, 10)
+    assert model.predict(np.zeros((3, 100), np.uint8)).shape == (3,)
+    with pytest.raises(DataError, match="images must have 100 pixels per row"):
+        model.predict(np.zeros((3, 784), np.uint8))
 
 
 def test_model_file_is_a_plain_npz(tmp_path):

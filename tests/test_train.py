@@ -144,3 +144,41 @@ def test_784_800_10_reaches_98_2_percent(full_mnist):
                              progress=False)
     print(f"784-800-10, Adam + cosine, 12 epochs: test accuracy {result.test_accuracy:.4f}")
     assert result.test_accuracy >= 0.982
+
+
+# --- sizes from the data (issue 13) ---------------------------------------------------------------
+
+def test_sizes_and_classes_come_from_the_data(tmp_path):
+    """64-pixel (8x8) images of 3 classes: the model is 64-16-3, learns them, and its file
+    loads with those sizes; labels outside the classes are refused."""
+    from nnscratch.testing import synthetic_data
+
+    data = synthetic_data(64, 3)
+    arrays = (data.x_train, data.y_train, data.x_test.reshape(-1, 8, 8), data.y_test)
+    result = small_run(arrays, hidden=(16,), epochs=5, lr=0.05)
+    assert result.model.layer_sizes == (64, 16, 3)
+    assert result.test_accuracy > 0.9  # three well-separated prototypes
+    loaded = nnscratch.load_model(result.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.predict(data.x_test), result.model.predict(data.x_test))
+    with pytest.raises(nnscratch.DataError, match=r"class numbers 0..2; got 3 at index 0"):
+        loaded.evaluate(data.x_test[:2], [3, 0])
+
+
+def test_two_classes_work_and_one_class_is_refused():
+    from nnscratch.testing import synthetic_data
+
+    data = synthetic_data(30, 2)
+    result = small_run((data.x_train, data.y_train, data.x_test, data.y_test), epochs=3)
+    assert result.model.layer_sizes == (30, 32, 2) and result.test_accuracy > 0.9
+    with pytest.raises(nnscratch.DataError, match="at least two classes"):
+        small_run((data.x_train, np.zeros(len(data.x_train), int), data.x_test,
+                   np.zeros(len(data.x_test), int)))
+
+
+def test_a_run_folder_is_refused_for_data_its_report_cannot_draw_yet(tmp_path):
+    from nnscratch.testing import synthetic_data
+
+    data = synthetic_data(64, 3)
+    with pytest.raises(ConfigError, match="64 inputs and 3 classes"):
+        small_run((data.x_train, data.y_train, data.x_test, data.y_test), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -211,13 +211,15 @@ def _run_compare(args: argparse.Namespace) -> int:
     uses. Exits with 1 if any difference exceeds its tolerance.
     """
     from .compare import compare_backends, trajectory_tolerance
+    from .inputs import class_count
     from .data import load_mnist
 
     names = args.backends
     s = TrainSettings(**_given_settings(args))
     mnist = load_mnist(args.data)
     print(f"data: {mnist.source}")
-    sizes = "-".join(map(str, (784, *s.hidden, 10)))
+    sizes = "-".join(map(str, (mnist.x_train.shape[1], *s.hidden,
+                               class_count(mnist.y_train, mnist.y_test))))
     batch = "full batch" if s.batch_size is None else f"batch {s.batch_size}"
     agree = True
     for other in names[1:]:

@@ -8,6 +8,8 @@ sentence. The data readers share the range checks, so a bad label reads the same
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -19,6 +21,8 @@ __all__ = [
     "NUM_CLASSES",
     "as_pixels",
     "as_labels",
+    "pixel_width",
+    "class_count",
     "first_bad_label",
     "first_bad_pixel",
 ]
@@ -31,9 +35,9 @@ NUM_CLASSES = 10
 _FLOAT_RESULT = {2: np.dtype(np.float32), 4: np.dtype(np.float32), 8: np.dtype(np.float64)}
 
 
-def first_bad_label(labels: np.ndarray) -> int | None:
-    """Index of the first label outside 0..9, or None if all are digits."""
-    bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
+def first_bad_label(labels: np.ndarray, classes: int = NUM_CLASSES) -> int | None:
+    """Index of the first label outside 0..classes-1 (0..9 for digits), or None."""
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
     return int(bad[0]) if bad.size else None
 
 
@@ -45,19 +49,20 @@ def first_bad_pixel(pixels: np.ndarray) -> tuple[int, int] | None:
     return (int(bad[0, 0]), int(bad[0, 1])) if len(bad) else None
 
 
-def as_pixels(x: ArrayLike) -> np.ndarray:
-    """Check images a user gives the model and return them as C-contiguous (n, 784) rows.
+def as_pixels(x: ArrayLike, width: int = PIXELS) -> np.ndarray:
+    """Check images a user gives the model and return them as C-contiguous (n, width) rows.
 
-    Accepts (n, 784), (n, 28, 28), or one image as (784,) or (28, 28). uint8 is returned as is
-    (possibly sharing memory with ``x``); other integers must be 0..255 and become uint8; floats
-    count as already scaled, must be finite and in [0, 1], and become float32 (float64 stays).
+    Accepts (n, width) rows or one image as (width,), and, when ``width`` is a square (784 is
+    28x28), (n, side, side) or one (side, side) image. uint8 is returned as is (possibly sharing
+    memory with ``x``); other integers must be 0..255 and become uint8; floats count as already
+    scaled, must be finite and in [0, 1], and become float32 (float64 stays).
     """
     arr = _as_array(x, "images")
     is_float = arr.dtype.kind == "f" and arr.dtype.itemsize in _FLOAT_RESULT
     if arr.dtype.kind not in "iu" and not is_float:
         raise DataError("images must be uint8, integers in 0..255 or floats in [0, 1]; got "
                         f"dtype {arr.dtype}")
-    rows = _pixel_rows(arr)
+    rows = _pixel_rows(arr, width)
     if arr.dtype == np.uint8:
         return rows
     if arr.dtype.kind in "iu":
@@ -72,17 +77,19 @@ def _as_array(x: ArrayLike, what: str) -> np.ndarray:
         raise DataError(f"{what} must be a rectangular array of numbers ({exc})") from exc
 
 
-def _pixel_rows(arr: np.ndarray) -> np.ndarray:
-    shape = arr.shape
-    single = shape in ((PIXELS,), (IMAGE_SIDE, IMAGE_SIDE))
-    batch = (arr.ndim == 2 and shape[1] == PIXELS) or (
-        arr.ndim == 3 and shape[1:] == (IMAGE_SIDE, IMAGE_SIDE))
+def _pixel_rows(arr: np.ndarray, width: int) -> np.ndarray:
+    shape, side = arr.shape, math.isqrt(width)
+    image = (side, side) if side * side == width else None  # rows may come as square images
+    single = shape == (width,) or shape == image
+    batch = (arr.ndim == 2 and shape[1] == width) or (
+        image is not None and arr.ndim == 3 and shape[1:] == image)
     if not (single or batch):
-        raise DataError(f"images must have 784 pixels per row (or be 28x28); got shape {shape}")
+        square = f" (or be {side}x{side})" if image else ""
+        raise DataError(f"images must have {width} pixels per row{square}; got shape {shape}")
     n = 1 if single else shape[0]
     if n == 0:
         raise DataError(f"images must hold at least one image; got shape {shape}")
-    return np.ascontiguousarray(arr.reshape(n, PIXELS))
+    return np.ascontiguousarray(arr.reshape(n, width))
 
 
 def _integer_pixels(rows: np.ndarray) -> np.ndarray:
@@ -105,14 +112,43 @@ def _float_pixels(rows: np.ndarray) -> np.ndarray:
     return rows.astype(_FLOAT_RESULT[rows.dtype.itemsize], copy=False)
 
 
-def as_labels(y: ArrayLike, n: int) -> np.ndarray:
-    """Check labels a user gives the model: integers 0..9, shape (n,); returned as new int64."""
+def as_labels(y: ArrayLike, n: int, classes: int = NUM_CLASSES) -> np.ndarray:
+    """Check labels a user gives the model: class numbers 0..classes-1 (the digits 0..9 by
+    default), shape (n,); returned as new int64."""
     arr = _as_array(y, "labels")
     if arr.dtype.kind not in "iu":
-        raise DataError(f"labels must be integers 0..9; got dtype {arr.dtype}")
+        raise DataError(f"labels must be integers 0..{classes - 1}; got dtype {arr.dtype}")
     if arr.shape != (n,):
         raise DataError(f"labels must have shape ({n},), one per image; got shape {arr.shape}")
-    bad = first_bad_label(arr)
+    bad = first_bad_label(arr, classes)
     if bad is not None:
-        raise DataError(f"labels must be digits 0..9; got {arr[bad]} at index {bad}")
+        what = "digits" if classes == NUM_CLASSES else "class numbers"
+        raise DataError(f"labels must be {what} 0..{classes - 1}; got {arr[bad]} at index {bad}")
     return arr.astype(np.int64)
+
+
+def pixel_width(x: ArrayLike) -> int:
+    """How many pixels each image of ``x`` has: the width of (n, d) rows, or h * w of (n, h, w)
+    images. Training data sets the model's input size with it."""
+    shape = _as_array(x, "images").shape
+    if len(shape) not in (2, 3) or 0 in shape[1:]:
+        raise DataError(f"training images must be (n, d) rows or (n, h, w) images; got shape "
+                        f"{shape}")
+    return math.prod(shape[1:])
+
+
+def class_count(*labels: ArrayLike) -> int:
+    """How many classes labels numbered 0, 1, 2... name: one more than the largest (at least
+    2). Training data sets the model's output size with it."""
+    largest = -1
+    for y in labels:
+        arr = _as_array(y, "labels")
+        if arr.dtype.kind not in "iu":
+            raise DataError(f"labels must be class numbers 0, 1, 2...; got dtype {arr.dtype}")
+        if arr.size and arr.min() < 0:
+            raise DataError(f"labels must be class numbers 0, 1, 2...; got {arr.min()}")
+        largest = max(largest, int(arr.max()) if arr.size else -1)
+    if largest < 1:
+        raise DataError("labels must name at least two classes (0 and 1); "
+                        f"the largest is {largest}")
+    return largest + 1

@@ -1,11 +1,12 @@
 """The multi-layer perceptron: forward, backward and loss, written once against the backend.
 
 Nothing here imports an array library: every array operation is a method of the backend, so the
-same lines run on NumPy, Numba or CuPy. Notation, with samples as rows (``n`` samples per batch):
+same lines run on NumPy, Numba or CuPy. Notation, with samples as rows (``n`` samples per batch,
+``d`` inputs, ``c`` classes; MNIST has d = 784 and c = 10):
 
-    A0 = X                                   (n, 784) pixels scaled to [0, 1]
+    A0 = X                                   (n, d)   pixels scaled to [0, 1]
     Ak = relu(A(k-1) @ Wk + bk)              (n, Hk)  for each hidden layer k
-    logits = A(L-1) @ WL + bL                (n, 10)
+    logits = A(L-1) @ WL + bL                (n, c)
     loss = mean over rows of -log softmax(logits)[label]
 
 and the backward pass, from ``dlogits = (softmax(logits) - onehot(labels)) / n``:
@@ -23,19 +24,22 @@ from typing import Any
 
 from . import rng as _rng
 from .backend import Backend
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError
 from .inputs import as_labels, as_pixels
 from .registry import get_backend
-from .settings import DTYPE, DTYPES, LAYER_SIZES
+from .settings import DTYPE, DTYPES, LAYER_SIZES, POSITIVE_INT, Rule
 
 __all__ = ["MLP", "load_model", "DTYPES", "N_INPUTS", "N_CLASSES"]
 
-N_INPUTS = 784   # 28 x 28 pixels
+N_INPUTS = 784   # 28 x 28 pixels: MNIST, the default
 N_CLASSES = 10   # the digits 0-9
 
+_CLASS_COUNT = Rule("an integer of at least 2", lambda v: POSITIVE_INT.accept(v) and v >= 2, int)
 
-def _layer_sizes(hidden: Sequence[int]) -> tuple[int, ...]:
-    return (N_INPUTS, *LAYER_SIZES.check("hidden", hidden), N_CLASSES)
+
+def _layer_sizes(n_inputs: int, hidden: Sequence[int], n_classes: int) -> tuple[int, ...]:
+    return (POSITIVE_INT.check("n_inputs", n_inputs), *LAYER_SIZES.check("hidden", hidden),
+            _CLASS_COUNT.check("n_classes", n_classes))
 
 
 def _check_dtype(dtype: str) -> str:
@@ -43,25 +47,29 @@ def _check_dtype(dtype: str) -> str:
 
 
 class MLP:
-    """A classifier of 28x28 digits: ReLU hidden layers and a softmax output over 10 classes.
+    """A classifier: ReLU hidden layers and a softmax output, from ``n_inputs`` pixels to
+    ``n_classes`` classes (by default 28x28 digits to 10 classes: MNIST).
 
     Parameters are ``W1, b1, W2, b2, ...`` with ``Wk`` of shape (fan_in, fan_out) and ``bk`` of
     shape (fan_out,), held on ``backend`` in ``dtype``.
 
     Every method that takes images accepts either uint8 pixels (0-255) or floats already scaled
-    to [0, 1], as (n, 784), (n, 28, 28) or one image; pixel ``p`` and float ``p / 255`` give the
-    same result. Labels are integers 0-9.
+    to [0, 1], as (n, n_inputs) rows or one image (for a square number of inputs, such as
+    784, also as (n, 28, 28)); pixel ``p`` and float ``p / 255`` give the same result. Labels are
+    the class numbers 0..n_classes-1.
     """
 
     def __init__(self, hidden: Sequence[int] = (128,), *, backend: str | Backend | None = None,
-                 dtype: str = "float32", init: str = "he", seed: Any = 0) -> None:
+                 dtype: str = "float32", init: str = "he", seed: Any = 0,
+                 n_inputs: int = N_INPUTS, n_classes: int = N_CLASSES) -> None:
         """A new model with freshly drawn weights.
 
         ``init`` is ``"he"`` (normal, scaled for ReLU), ``"xavier"`` (Glorot uniform) or
         ``"seed"`` (uniform in [0, 0.01), the blog posts' scheme); biases start at zero.
-        ``seed`` is an int or a ``numpy.random.Generator`` to draw them from.
+        ``seed`` is an int or a ``numpy.random.Generator`` to draw them from. ``n_inputs`` and
+        ``n_classes`` (at least 2) size the first and last layers.
         """
-        self.layer_sizes = _layer_sizes(hidden)
+        self.layer_sizes = _layer_sizes(n_inputs, hidden, n_classes)
         self.dtype = _check_dtype(dtype)
         self.backend = get_backend(backend)
         generator = seed if hasattr(seed, "bit_generator") else _rng.generators(seed)[0]
@@ -73,9 +81,9 @@ class MLP:
                     dtype: str | None = None) -> MLP:
         """A model holding copies of ``params`` (host arrays named ``W1, b1, ...``)."""
         count = len(params) // 2
-        sizes = [params[f"W{k}"].shape[1] for k in range(1, count)]
+        sizes = [params[f"W{k}"].shape[1] for k in range(1, count + 1)]
         model = cls.__new__(cls)
-        model.layer_sizes = _layer_sizes(sizes)
+        model.layer_sizes = _layer_sizes(params["W1"].shape[0], sizes[:-1], sizes[-1])
         model.dtype = _check_dtype(dtype or str(params["W1"].dtype))
         model.backend = get_backend(backend)
         model.set_params(params)
@@ -109,7 +117,7 @@ class MLP:
     # --- the math ----------------------------------------------------------------------------
 
     def forward(self, x: Any) -> tuple[Any, list[Any]]:
-        """Logits (n, 10) for ``x``, a backend array (n, 784) of uint8 pixels or of floats
+        """Logits (n, c) for ``x``, a backend array (n, d) of uint8 pixels or of floats
         already scaled, plus the layer inputs ``[A0, A1, ...]`` that :meth:`backward` needs."""
         b, p = self.backend, self._params
         activations = [x]
@@ -146,7 +154,7 @@ class MLP:
         return grads
 
     def gradients(self, x: Any, labels: Any) -> tuple[Any, Any, dict[str, Any]]:
-        """One forward and backward pass on backend arrays: ``x`` (n, 784) as in
+        """One forward and backward pass on backend arrays: ``x`` (n, d) as in
         :meth:`forward`, ``labels`` integer (n,). Returns the mean loss and the number of correct
         predictions (both 0-d backend arrays, not waited for) and the gradients."""
         b = self.backend
@@ -166,19 +174,19 @@ class MLP:
     # --- working with host arrays --------------------------------------------------------------
 
     def _inputs(self, x: Any) -> Any:
-        pixels = self.backend.asarray(as_pixels(x), copy=False)  # read only: no copy on the CPU
+        pixels = self.backend.asarray(as_pixels(x, self.layer_sizes[0]), copy=False)  # read only: no copy on the CPU
         return self.backend.pixels_to_float(pixels, self.dtype)
 
     def _labels(self, y: Any, n: int) -> Any:
-        return self.backend.asarray(as_labels(y, n), copy=False)
+        return self.backend.asarray(as_labels(y, n, self.layer_sizes[-1]), copy=False)
 
     def predict_proba(self, x: Any) -> Any:
-        """Class probabilities, a host array (n, 10) of the model's dtype."""
+        """Class probabilities, a host array (n, c) of the model's dtype."""
         logits, _ = self.forward(self._inputs(x))
         return self.backend.to_numpy(self.backend.softmax(logits))
 
     def predict(self, x: Any) -> Any:
-        """Predicted digits, a host integer array (n,)."""
+        """Predicted classes (the digits, for MNIST), a host integer array (n,)."""
         logits, _ = self.forward(self._inputs(x))
         return self.backend.to_numpy(self.backend.argmax_rows(logits))
 
@@ -224,10 +232,6 @@ def load_model(path: str | os.PathLike, backend: str | Backend | None = None) ->
     from .serialize import read_model_file
 
     params, metadata = read_model_file(path)
-    sizes = metadata["layer_sizes"]
-    if sizes[0] != N_INPUTS or sizes[-1] != N_CLASSES:
-        raise ModelFileError(f"{path}: the model maps {sizes[0]} inputs to {sizes[-1]} classes; "
-                             f"nnscratch models map {N_INPUTS} pixels to {N_CLASSES} digits")
     model = MLP.from_params(params, backend=backend, dtype=metadata["dtype"])
     model.metadata = metadata
     return model

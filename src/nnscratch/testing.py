@@ -55,7 +55,7 @@ from .runs import read_metrics
 __all__ = ["tolerance", "trajectory_tolerance", "assert_same_array", "Reference",
            "interface_mismatches", "backend_or_skip", "gradient_check_error",
            "OperationsSuite", "GradientSuite", "TrajectorySuite", "ResumeSuite",
-           "BackendAgreementSuite"]
+           "BackendAgreementSuite", "synthetic_data"]
 
 
 def assert_same_array(actual: Any, expected: Any, dtype: Any, *, scale: float | None = None,
@@ -207,6 +207,8 @@ PIXELS_MATMUL_SHAPES = ((1, 784, 10), (13, 17, 5), (3, 784, 16), (128, 784, 128)
 BATCHES = (1, 13, 128)
 SGD_SETTINGS = ((0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.0, False, 0.01),
                 (0.9, True, 0.01))
+#: (inputs, classes): MNIST's, and others that the model takes from the data.
+SIZES = ((784, 10), (64, 3), (30, 2))
 OPTIMIZER_SETTINGS = (
     {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
     {"optimizer": "adam", "lr": 0.002, "weight_decay": 1e-4},
@@ -478,8 +480,9 @@ class GradientSuite(_BackendFixtures):
     """Analytic gradients against central finite differences, in float64."""
 
     @pytest.mark.parametrize("hidden", [(8,), (6, 5)])
-    def test_gradients_match_finite_differences(self, backend, hidden):
-        assert gradient_check_error(backend, hidden) <= 1e-6
+    @pytest.mark.parametrize("sizes", SIZES, ids=lambda sizes: "%d-inputs-%d-classes" % sizes)
+    def test_gradients_match_finite_differences(self, backend, hidden, sizes):
+        assert gradient_check_error(backend, hidden, sizes=sizes) <= 1e-6
 
     def test_loss_gradient_matches_finite_differences(self, backend):
         """softmax_cross_entropy_backward is the derivative of softmax_cross_entropy's loss."""
@@ -534,6 +537,15 @@ class TrajectorySuite(_BackendFixtures):
         if backend.name == REFERENCE_BACKEND:
             pytest.skip(f"{REFERENCE_BACKEND} is the reference the other backends' trajectories "
                         f"are compared with; test_float32_training_follows_float64 checks it")
+
+    @pytest.mark.parametrize("sizes", SIZES[1:], ids=lambda sizes: "%d-inputs-%d-classes" % sizes)
+    def test_training_at_other_sizes_matches_reference(self, backend, dtype, sizes):
+        """Data of other sizes than MNIST's (the model takes its sizes from the data)."""
+        self.skip_if_reference(backend)
+        comparison = compare_backends(REFERENCE_BACKEND, backend.name, synthetic_data(*sizes),
+                                      steps=100, dtype=dtype, hidden=(16,), batch_size=32,
+                                      lr=0.1, momentum=0.5)
+        assert comparison.failures() == []
 
     def test_training_trajectory_matches_reference(self, backend, dtype):
         self.skip_if_reference(backend)
@@ -637,12 +649,31 @@ class BackendAgreementSuite(OperationsSuite, GradientSuite, TrajectorySuite, Res
     ``backend_name``."""
 
 
-def gradient_check_error(backend: Any, hidden: tuple[int, ...], h: float = 1e-6) -> float:
+def synthetic_data(n_inputs: int, n_classes: int, n: int = 600, seed: int = 0) -> Any:
+    """A learnable data set of other sizes than MNIST's: uint8 images of ``n_inputs`` pixels, a
+    noisy copy of one of ``n_classes`` random prototypes each; a sixth of them for testing."""
+    from .data import MnistData
+
+    rng = np.random.default_rng(seed)
+    prototypes = rng.integers(0, 256, size=(n_classes, n_inputs))
+    labels = np.arange(n) % n_classes  # every class in both parts
+    rng.shuffle(labels)
+    noisy = prototypes[labels] + rng.normal(0, 60, size=(n, n_inputs))
+    images = np.clip(noisy, 0, 255).astype(np.uint8)
+    cut = n - n // 6
+    return MnistData(images[:cut], labels[:cut], images[cut:], labels[cut:],
+                     f"synthetic {n_inputs}-pixel images of {n_classes} classes", False)
+
+
+def gradient_check_error(backend: Any, hidden: tuple[int, ...], h: float = 1e-6, *,
+                         sizes: tuple[int, int] = (784, 10)) -> float:
     """The worst relative error between a float64 model's analytic gradients and central
-    finite differences, over every bias entry and a subset of weight entries of each layer."""
-    sample = _sample()
-    x, y = sample.x_train[:6], sample.y_train[:6]
-    model = MLP(hidden, backend=backend, dtype="float64", init="xavier", seed=3)
+    finite differences, over every bias entry and a subset of weight entries of each layer,
+    for a model of ``sizes`` (inputs, classes): six sample digits, or synthetic images."""
+    data = _sample() if sizes == (784, 10) else synthetic_data(*sizes)
+    x, y = data.x_train[:6], data.y_train[:6]
+    model = MLP(hidden, backend=backend, dtype="float64", init="xavier", seed=3,
+                n_inputs=sizes[0], n_classes=sizes[1])
     params = model.params()
     _, grads = model.loss_and_grads(x, y)
     rng = np.random.default_rng(0)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rng as _rng
 from .backend import Backend
+from .inputs import class_count
 from .model import MLP
 from .optim import make_optimizer
 from .settings import TrainSettings
@@ -82,8 +83,11 @@ class Trainer:
         self.optimizer = make_optimizer(s.optimizer, s.lr, momentum=s.momentum,
                                         nesterov=s.nesterov, weight_decay=s.weight_decay)
         init_rng, self.order_rng = _rng.generators(s.seed)
+        # The data sizes the first and last layers: MNIST's 784 pixels and 10 digits, or others.
         self.model = MLP(s.hidden, backend=backend if backend is not None else s.backend,
-                         dtype=s.dtype, init=s.init, seed=init_rng)
+                         dtype=s.dtype, init=s.init, seed=init_rng,
+                         n_inputs=data.x_train.shape[1],
+                         n_classes=class_count(data.y_train, data.y_test))
         self._place_data(data, s)
 
     def _place_data(self, data: MnistData, s: TrainSettings) -> None:

@@ -24,9 +24,9 @@ from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_mnist
-from .inputs import as_labels, as_pixels
+from .inputs import as_labels, as_pixels, class_count, pixel_width
 from .errors import ConfigError, RunFolderError, TrainingDivergedError
-from .model import MLP
+from .model import MLP, N_CLASSES, N_INPUTS
 from .optim import LRSchedule
 from .settings import TrainSettings
 from .trainer import EpochProgress, LossDiverged, Trainer, settings_from
@@ -145,6 +145,7 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
     if resume is not None:
         session.resume(folder, config)
     elif out is not None and not runs.is_model_path(out):
+        session.check_reportable()
         session.start_run_folder(out, data)
     elif out is not None:
         runs.check_model_target(out)
@@ -179,9 +180,12 @@ def _as_data(data: Any) -> MnistData:
     if isinstance(data, MnistData):
         return data
     if isinstance(data, tuple) and len(data) == 4:
-        x_train, x_test = as_pixels(data[0]), as_pixels(data[2])
-        return MnistData(x_train, as_labels(data[1], len(x_train)), x_test,
-                         as_labels(data[3], len(x_test)), "arrays given to train()", False)
+        # Sizes from the data: the images' pixels and the classes the labels number.
+        width, classes = pixel_width(data[0]), class_count(data[1], data[3])
+        x_train, x_test = as_pixels(data[0], width), as_pixels(data[2], width)
+        return MnistData(x_train, as_labels(data[1], len(x_train), classes), x_test,
+                         as_labels(data[3], len(x_test), classes), "arrays given to train()",
+                         False)
     raise ConfigError("data must be a folder path, an MnistData, or a tuple "
                       f"(x_train, y_train, x_test, y_test); got {type(data).__name__}")
 
@@ -286,6 +290,15 @@ class _Session:
             "layer_sizes": list(self.trainer.model.layer_sizes),
             "training": self.settings.to_json(), "data": data_path,
             "data_source": self.mnist.source, "data_fingerprint": self._fingerprint()})
+
+    def check_reportable(self) -> None:
+        """Refuse a run folder for data its report cannot draw yet (before anything is
+        written): the report shows 28x28 images in 10 classes."""
+        sizes = self.trainer.model.layer_sizes
+        if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES):
+            raise ConfigError(f"a run folder's report draws 28x28 images of 10 classes, and this "
+                              f"data has {sizes[0]} inputs and {sizes[-1]} classes; give out a "
+                              f"model file path ending in .npz instead")
 
     def _fingerprint(self) -> dict[str, int]:
         m = self.mnist
