@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch import runs
+from nnscratch import report, runs
 from nnscratch.cli import main
 from nnscratch.data import (DATASETS, download_dataset, explain_dataset, find_dataset,
                             load_dataset, load_mnist)
@@ -317,7 +318,17 @@ def test_dataset_mnist_changes_nothing(tmp_path, clean_env, capsys):
 # --- run folders, resuming and the report ------------------------------------------------------
 
 
-def test_a_fashion_run_records_its_set_resumes_on_it_and_reports_its_classes(tmp_path, clean_env):
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    """A finished run on a small Fashion-MNIST-style folder (given with --data --dataset)."""
+    folder = tmp_path_factory.mktemp("fashion-run") / "run"
+    given = write_folder(folder.parent / "fashion", fashion_arrays(200, 60, seed=3))
+    nnscratch.train(load_dataset("fashion-mnist", given), out=folder, hidden=(8,), epochs=1,
+                    lr=0.01, progress=False)
+    return folder
+
+
+def test_a_fashion_run_records_its_set_and_resumes_on_it(tmp_path, clean_env):
     given = write_folder(tmp_path / "fashion", fashion_arrays(300, 100, seed=1))
     folder = tmp_path / "run"
 
@@ -344,12 +355,32 @@ def test_a_fashion_run_records_its_set_resumes_on_it_and_reports_its_classes(tmp
 
     page = (folder / "report.html").read_text()
     assert '<td class="key">dataset</td><td class="key">fashion-mnist</td>' in page
-    if "confusion.png" not in {p.name for p in folder.iterdir()}:  # no matplotlib: tables
-        header = "".join(f"<th>{name}</th>" for name in ("T-shirt/top", "Trouser", "Pullover"))
-        assert header in page and "<th>Ankle boot</th>" in page
-        predictions = runs.read_predictions(folder)
-        first = mistake_captions(predictions, FASHION_CLASSES)[0].replace("\n", ": ")
-        assert f"<li>{first}</li>" in page
+
+
+def test_the_report_names_the_classes_without_matplotlib(fashion_run, monkeypatch):
+    monkeypatch.setattr(report, "plotting_available", lambda: False)
+    page = build_report(fashion_run).path.read_text()
+    header = "".join(f"<th>{name}</th>" for name in ("T-shirt/top", "Trouser", "Pullover"))
+    assert header in page and "<th>Ankle boot</th>" in page
+    captions = mistake_captions(runs.read_predictions(fashion_run), FASHION_CLASSES)
+    assert captions and all(f"<li>{c.replace(chr(10), ': ')}</li>" in page for c in captions)
+
+
+def test_the_report_figures_name_the_classes(fashion_run):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    predictions = runs.read_predictions(fashion_run)
+    confusion, mistakes = Figure(), Figure()
+    report._confusion(confusion, predictions, FASHION_CLASSES)
+    axes = confusion.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == list(FASHION_CLASSES)
+    assert [t.get_text() for t in axes.get_yticklabels()] == list(FASHION_CLASSES)
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted class", "true class")
+    report._mistakes(mistakes, predictions, FASHION_CLASSES)
+    texts = [t.get_text() for t in mistakes.axes[0].texts]
+    assert texts == mistake_captions(predictions, FASHION_CLASSES)
+    assert any(name in texts[0].split(" read as ")[0] for name in FASHION_CLASSES)
 
 
 def test_mistake_captions_name_the_classes():
@@ -376,7 +407,10 @@ def test_a_run_without_a_recorded_set_reports_digits(tmp_path):
     assert config["dataset"] == "mnist"
     del config["dataset"]  # as a run folder from before data sets had names
     (folder / "config.json").write_text(json.dumps(config))
-    page = (build_report(folder).path).read_text()
+    page = build_report(folder).path.read_text()
     assert '<td class="key">dataset</td><td class="key">mnist</td>' in page
-    if "confusion.png" not in {p.name for p in folder.iterdir()}:
-        assert "<th>true \\ predicted</th><th>0</th><th>1</th>" in page
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report, "plotting_available", lambda: False)
+        page = build_report(folder).path.read_text()
+    assert "<th>true \\ predicted</th><th>0</th><th>1</th>" in page
+    assert re.search(r"<li>\d read as \d: p=[\d.]+, p\(\d\)=[\d.]+</li>", page)

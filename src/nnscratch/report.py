@@ -195,9 +195,11 @@ def _confusion(figure: Any, predictions: dict[str, Any], classes: Sequence[str])
         if count:
             color = "white" if np.log10(1 + count) > threshold else "black"
             axes.text(pred, true, str(count), ha="center", va="center", fontsize=8, color=color)
-    what = "class" if _named(classes) else "digit"
-    axes.set_xticks(range(10), classes, rotation=45 if _named(classes) else 0, ha="right"
-                    if _named(classes) else "center")
+    named = _named(classes)
+    what = "class" if named else "digit"
+    # names are long: slanted, so that "T-shirt/top" and "Trouser" do not overlap
+    axes.set_xticks(range(10), classes, rotation=45 if named else 0,
+                    ha="right" if named else "center")
     axes.set_yticks(range(10), classes)
     axes.set_xlabel(f"predicted {what}")
     axes.set_ylabel(f"true {what}")
@@ -234,9 +236,9 @@ def _mistakes(figure: Any, predictions: dict[str, Any], classes: Sequence[str]) 
         r, c = divmod(i, columns)
         axes.text(c * (28 + gap) + 14, r * (28 + gap) + 28.5, caption, ha="center", va="top",
                   fontsize=7 if _named(classes) else 8)
-    what = "images" if _named(classes) else "digits"
-    axes.set_title(f"the test {what} misclassified with the most confidence "
-                   f"(true class, prediction, probabilities)")
+    what = ("images", "class") if _named(classes) else ("digits", "digit")
+    axes.set_title(f"the test {what[0]} misclassified with the most confidence "
+                   f"(true {what[1]}, prediction, probabilities)")
 
 
 def _weights(figure: Any, weights: np.ndarray) -> None:
