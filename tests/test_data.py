@@ -428,6 +428,10 @@ OLD_DOWNLOAD_NAMES = [
     "MIRRORS", "MIRRORS_ENV_VAR", "PINNED", "TIMEOUT_SECONDS", "Fetched", "configured_mirrors",
     "download_mnist", "has_record", "verify_cached",
 ]
+DATASET_NAMES = [
+    "load_dataset", "find_dataset", "explain_dataset", "download_dataset", "DATASETS", "Dataset",
+    "get_dataset", "dataset_names",
+]
 
 
 def test_the_data_package_keeps_the_names_of_the_modules_it_replaced():
@@ -435,7 +439,7 @@ def test_the_data_package_keeps_the_names_of_the_modules_it_replaced():
     import nnscratch.download as old_download
     import nnscratch.inputs as inputs
 
-    assert sorted(data.__all__) == sorted(OLD_DATA_NAMES + OLD_DOWNLOAD_NAMES)
+    assert sorted(data.__all__) == sorted(OLD_DATA_NAMES + OLD_DOWNLOAD_NAMES + DATASET_NAMES)
     assert all(hasattr(data, name) for name in data.__all__)
     assert all(getattr(old_download, name) is getattr(data, name) for name in OLD_DOWNLOAD_NAMES)
     assert data.as_pixels is inputs.as_pixels and data.as_labels is inputs.as_labels

@@ -16,7 +16,7 @@ from . import trainer as _trainer
 from . import training as _training
 from .backend import Backend
 from .callbacks import Callback, EpochStats, ProgressPrinter
-from .data import MnistData, load_mnist
+from .data import MnistData, load_dataset, load_mnist
 from .errors import (BackendUnavailableError, ConfigError, DataError, ModelFileError,
                      NNScratchError, RunFolderError, TrainingDivergedError)
 from .model import MLP, load_model
@@ -45,6 +45,7 @@ __all__ = [
     "LRSchedule",
     "load_model",
     "load_mnist",
+    "load_dataset",
     "MnistData",
     "Backend",
     "BackendInfo",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .data.datasets import DEFAULT_DATASET, dataset_names
 from .errors import NNScratchError
 from .settings import FLAG, POSITIVE_INT, STEP_SETTINGS, Rule, SettingsError, TrainSettings
 
@@ -84,13 +85,20 @@ def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in TrainSettings.names() if hasattr(args, name)}
 
 
-def _train_data_path(args: argparse.Namespace) -> str | None:
-    """--data, else for --resume the data path the run recorded (if it was given one)."""
-    if args.data or not args.resume:
-        return args.data
+def _train_data(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The data set and path to train on: --dataset and --data, else for --resume the ones the
+    run recorded. A --dataset other than the resumed run's is refused."""
+    if not args.resume:
+        return args.dataset or DEFAULT_DATASET, args.data
     from .runs import open_run_folder, read_config
 
-    return read_config(open_run_folder(args.resume)).get("data")
+    folder = open_run_folder(args.resume)
+    config = read_config(folder)
+    recorded = config.get("dataset", DEFAULT_DATASET)
+    if args.dataset is not None and args.dataset != recorded:
+        raise NNScratchError(f"the run in {folder} was trained on {recorded}, not "
+                             f"{args.dataset}; leave --dataset out to resume it")
+    return recorded, args.data or config.get("data")
 
 
 def _train_target(args: argparse.Namespace) -> str | None:
@@ -116,7 +124,7 @@ def _run_train(args: argparse.Namespace) -> int:
     """
     from .registry import get_backend
     from .callbacks import ProgressPrinter
-    from .data import load_mnist
+    from .data import load_dataset
     from .training import TrainingInterrupted, train
 
     out = _train_target(args)
@@ -126,7 +134,7 @@ def _run_train(args: argparse.Namespace) -> int:
         TrainSettings(**options)  # an impossible combination fails before the data is read
     if backend is not None or not args.resume:
         get_backend(backend)  # an unknown or unavailable backend fails before the data loads
-    mnist = load_mnist(_train_data_path(args))
+    mnist = load_dataset(*_train_data(args))
     print(f"data: {mnist.source}", flush=True)
     printer = None if args.quiet else ProgressPrinter(sys.stdout, every=args.log_every)
     try:
@@ -189,12 +197,13 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    """Load a model file and report its accuracy and loss on the MNIST test set."""
-    from .data import load_mnist
+    """Load a model file and report its accuracy and loss on the test set of MNIST (or of the
+    data set named by --dataset)."""
+    from .data import load_dataset
     from .model import load_model
 
     model = load_model(args.model, backend=args.backend)
-    mnist = load_mnist(args.data)
+    mnist = load_dataset(args.dataset, args.data)
     scores = model.evaluate(mnist.x_test, mnist.y_test)
     sizes = "-".join(map(str, model.layer_sizes))
     print(f"model: {args.model} ({sizes}, {model.dtype}, evaluated on {model.backend.name})")
@@ -211,12 +220,12 @@ def _run_compare(args: argparse.Namespace) -> int:
     uses. Exits with 1 if any difference exceeds its tolerance.
     """
     from .compare import compare_backends, trajectory_tolerance
+    from .data import load_dataset
     from .inputs import class_count
-    from .data import load_mnist
 
     names = args.backends
     s = TrainSettings(**_given_settings(args))
-    mnist = load_mnist(args.data)
+    mnist = load_dataset(args.dataset, args.data)
     print(f"data: {mnist.source}")
     sizes = "-".join(map(str, (mnist.x_train.shape[1], *s.hidden,
                                class_count(mnist.y_train, mnist.y_test))))
@@ -270,17 +279,26 @@ def _run_backends(args: argparse.Namespace) -> int:
 
 # --- the parser ------------------------------------------------------------------------------
 
-DATA_HELP = ("where MNIST is: a folder with the four IDX files (.gz or raw), mnist_train.csv "
-             "and mnist_test.csv, Kaggle's train.csv or mnist.npz, or such a CSV or .npz file; "
-             "default: $NNSCRATCH_DATA, then the user cache, then a download into it if "
-             "NNSCRATCH_DOWNLOAD=1, then the small sample bundled with nnscratch (see "
-             "'nnscratch data')")
+DATA_HELP = ("where the data set is: a folder with the four IDX files (.gz or raw), "
+             "mnist_train.csv and mnist_test.csv, Kaggle's train.csv or mnist.npz, or such a CSV "
+             "or .npz file; default: $NNSCRATCH_DATA (MNIST only), then the user cache, then a "
+             "download into it if NNSCRATCH_DOWNLOAD=1, then the small sample bundled with "
+             "nnscratch (MNIST only) (see 'nnscratch data')")
+DATASET_HELP = (f"the data set: {', '.join(dataset_names())} (default: {DEFAULT_DATASET}); "
+                "with --data PATH, PATH holds that set's files")
+
+
+def _add_dataset(p: argparse.ArgumentParser, default: str | None = DEFAULT_DATASET,
+                 help: str = DATASET_HELP) -> None:
+    p.add_argument("--dataset", choices=dataset_names(), default=default, metavar="NAME",
+                   help=help)
 BACKEND_HELP = _setting_help("backend")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "train", _run_train, help="train a model and write it to a file")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    _add_dataset(p, None, DATASET_HELP + "; for --resume, the run's")
     _add_settings(p, TrainSettings.names())
     p.add_argument("--out", default=None, metavar="PATH",
                    help=f"a path ending in .npz: write just the model file there (default: "
@@ -307,6 +325,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=_option_type(POSITIVE_INT), default=300, metavar="N",
                    help="training steps to compare (default: 300)")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    _add_dataset(p)
     _add_settings(p, STEP_SETTINGS)
 
 
@@ -323,42 +342,66 @@ _PLACES = {"path": "the path given,", "env": "NNSCRATCH_DATA,", "cache": "the us
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    """Say where the other commands would read MNIST from right now, and why, place by place in the
-    order they are tried: --data, $NNSCRATCH_DATA, the user cache, a download, the small bundled
-    sample. Nothing is ever downloaded unasked: 'nnscratch data download' does it, and so does
-    any command when NNSCRATCH_DOWNLOAD=1 and the cache lacks the data.
+    """Say where the other commands would read MNIST (or the data set named by --dataset) from
+    right now, and why, place by place in the order they are tried: --data, $NNSCRATCH_DATA
+    (MNIST only), the user cache, a download, the small bundled sample (MNIST only); and name
+    its classes. Nothing is ever downloaded unasked: 'nnscratch data download' does it, and so
+    does any command when NNSCRATCH_DOWNLOAD=1 and the cache lacks the data.
     """
-    from .data import explain_mnist, find_mnist
+    from .data import explain_dataset, find_dataset, get_dataset
     from .data.download import configured_mirrors
 
-    source = find_mnist(args.data)
-    print(f"MNIST would come from {_PLACES[source.kind]} {source.location}: {source.reason}")
-    rows = explain_mnist(args.data)
+    dataset = get_dataset(args.dataset)
+    source = find_dataset(dataset, args.data)
+    if source is None:
+        print(f"{dataset.title} is not available here yet: run '{dataset.download_command}' "
+              f"(or set NNSCRATCH_DOWNLOAD=1), or give --data PATH")
+    else:
+        print(f"{dataset.title} would come from {_PLACES[source.kind]} {source.location}: "
+              f"{source.reason}")
+    rows = explain_dataset(dataset, args.data)
     width = max(len(place) for place, _ in rows)
     for place, finding in rows:
         print(f"  {place:<{width}}  {finding}")
-    print(f"download mirrors: {', '.join(configured_mirrors())}")
+    print(f"classes: {_class_list(dataset.classes)}")
+    print(f"download mirrors: {', '.join(configured_mirrors(dataset))}")
     return 0
 
 
+def _class_list(classes: Sequence[str]) -> str:
+    """"0, 1, ..." for digits; "0 T-shirt/top, 1 Trouser, ..." for named classes."""
+    return ", ".join(name if name == str(label) else f"{label} {name}"
+                     for label, name in enumerate(classes))
+
+
 def _run_data_download(args: argparse.Namespace) -> int:
-    """Download the four MNIST IDX files into the user cache ($NNSCRATCH_CACHE, else
-    $XDG_CACHE_HOME/nnscratch, else ~/.cache/nnscratch; its mnist folder) from the first mirror
-    that serves each intact, trying the next on any failure. Each file is verified against a
-    pinned SHA-256 before it is kept, and a file already there and intact is not downloaded
-    again. Mirrors: NNSCRATCH_MIRRORS (comma-separated base URLs) replaces the built-in list.
+    """Download the four IDX files of MNIST (or of the data set named by --dataset) into the
+    user cache ($NNSCRATCH_CACHE, else $XDG_CACHE_HOME/nnscratch, else ~/.cache/nnscratch; its
+    folder named after the set: mnist, fashion-mnist) from the first of the set's mirrors that
+    serves each intact, trying the next on any failure. Each file is verified against its pinned
+    checksum before it is kept (MNIST: SHA-256 of the data; Fashion-MNIST: the publisher's MD5
+    of the .gz file), and a file already there and intact is not downloaded again. Mirrors:
+    NNSCRATCH_MIRRORS (comma-separated base URLs) replaces the set's built-in list.
     """
-    from .data import ENV_VAR, user_cache_dir
-    from .data.download import Fetched, download_mnist
+    from .data import ENV_VAR, get_dataset
+    from .data.cache import dataset_cache_dir
+    from .data.download import Fetched, download_dataset
+
+    dataset = get_dataset(args.dataset)
 
     def report(fetched: Fetched) -> None:
         how = "already there" if fetched.mirror is None else f"downloaded from {fetched.mirror}"
-        print(f"{fetched.name}: {how} ({fetched.size:,} bytes), SHA-256 verified", flush=True)
+        print(f"{fetched.name}: {how} ({fetched.size:,} bytes), {dataset.checksum_name} verified",
+              flush=True)
 
-    folder = user_cache_dir() / "mnist"
-    download_mnist(folder, report=report)
-    print(f"the full MNIST is in {folder}; nnscratch uses it when neither --data nor {ENV_VAR} "
-          "names other data")
+    folder = dataset_cache_dir(dataset.name)
+    download_dataset(dataset, folder, report=report)
+    if dataset.name == DEFAULT_DATASET:
+        print(f"the full MNIST is in {folder}; nnscratch uses it when neither --data nor "
+              f"{ENV_VAR} names other data")
+    else:
+        print(f"the full {dataset.title} is in {folder}; nnscratch uses it with --dataset "
+              f"{dataset.name} when --data names no other copy")
     return 0
 
 
@@ -400,9 +443,12 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "data", _run_data,
                  help="say where the data would come from and why; download it")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    _add_dataset(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    _command(actions, "download", _run_data_download,
-             help="download the full MNIST into the user cache")
+    download = _command(actions, "download", _run_data_download,
+                        help="download the full MNIST (or --dataset NAME) into the user cache")
+    # SUPPRESS: given after 'download' it is set, and 'data --dataset NAME download' still counts
+    _add_dataset(download, argparse.SUPPRESS)
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
@@ -439,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="report a model file's test accuracy and loss")
     p.add_argument("model", metavar="MODEL", help="a model file written by 'nnscratch train'")
     p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    _add_dataset(p)
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
     _add_compare(commands)
     _add_report(commands)

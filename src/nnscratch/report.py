@@ -23,6 +23,7 @@ import numpy as np
 
 from . import runs
 from ._fileio import atomic_file
+from .data.datasets import DATASETS, DEFAULT_DATASET
 from .serialize import read_model_file
 
 __all__ = ["build_report", "Report", "plotting_available", "confusion_matrix", "PLOT_HINT"]
@@ -63,8 +64,10 @@ def build_report(run: str | os.PathLike) -> Report:
     metrics = runs.read_metrics(folder)
     predictions = runs.read_predictions(folder)
     weights = _first_layer(folder)
-    pictures = _draw(folder, metrics, predictions, weights) if plotting_available() else {}
-    page = _page(folder, config, metrics, predictions, weights, pictures)
+    classes = class_names(config)
+    pictures = (_draw(folder, metrics, predictions, weights, classes) if plotting_available()
+                else {})
+    page = _page(folder, config, metrics, predictions, weights, pictures, classes)
     path = runs.write_text(folder / runs.REPORT, page)
     return Report(path, tuple(folder / f"{name}.png" for name in pictures))
 
@@ -83,18 +86,47 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 1
     return counts
 
 
+def class_names(config: dict[str, Any]) -> tuple[str, ...]:
+    """The names of the classes of the run's data set (config.json's "dataset"): "0"-"9" for
+    MNIST, for a run from before data sets had names, and for a name this nnscratch does not
+    know."""
+    dataset = DATASETS.get(str(config.get("dataset", DEFAULT_DATASET)))
+    return (dataset or DATASETS[DEFAULT_DATASET]).classes
+
+
+def _named(classes: Sequence[str]) -> bool:
+    """Whether the classes have names other than their digits."""
+    return tuple(classes) != tuple(str(label) for label in range(len(classes)))
+
+
+def mistake_captions(predictions: dict[str, Any], classes: Sequence[str],
+                     shown: int = SHOWN_MISTAKES) -> list[str]:
+    """The caption under each of the worst mistakes shown: the true class, what it was read as,
+    and both probabilities."""
+    probs = predictions["worst_probs"][:shown]
+    labels = predictions["labels"][predictions["worst_index"][:shown]]
+    captions = []
+    for row, true in zip(probs, labels.tolist()):
+        predicted = int(row.argmax())
+        # a class name can be long ("Ankle boot"): its probability is then p(true), not p(name)
+        which = "true" if _named(classes) else classes[true]
+        captions.append(f"{classes[true]} read as {classes[predicted]}\n"
+                        f"p={row[predicted]:.2f}, p({which})={row[true]:.2f}")
+    return captions
+
+
 # --- figures (matplotlib) -------------------------------------------------------------------
 
 def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, Any] | None,
-          weights: np.ndarray | None) -> dict[str, bytes]:
+          weights: np.ndarray | None, classes: Sequence[str]) -> dict[str, bytes]:
     """Each figure that the run's files allow, as PNG bytes, also written beside the page."""
     makers: dict[str, Callable[[Any], Any]] = {}
     if metrics:
         makers["curves"] = lambda fig: _curves(fig, metrics)
     if predictions is not None:
-        makers["confusion"] = lambda fig: _confusion(fig, predictions)
+        makers["confusion"] = lambda fig: _confusion(fig, predictions, classes)
         if len(predictions["worst_index"]):
-            makers["mistakes"] = lambda fig: _mistakes(fig, predictions)
+            makers["mistakes"] = lambda fig: _mistakes(fig, predictions, classes)
     if weights is not None:
         makers["weights"] = lambda fig: _weights(fig, weights)
     pictures = {}
@@ -152,7 +184,7 @@ def _curves(figure: Any, metrics: list[dict[str, Any]]) -> None:
     rate.grid(alpha=0.3)
 
 
-def _confusion(figure: Any, predictions: dict[str, Any]) -> None:
+def _confusion(figure: Any, predictions: dict[str, Any], classes: Sequence[str]) -> None:
     counts = confusion_matrix(predictions["labels"], predictions["predicted"])
     figure.set_size_inches(6.4, 5.6)
     axes = figure.subplots()
@@ -163,10 +195,14 @@ def _confusion(figure: Any, predictions: dict[str, Any]) -> None:
         if count:
             color = "white" if np.log10(1 + count) > threshold else "black"
             axes.text(pred, true, str(count), ha="center", va="center", fontsize=8, color=color)
-    axes.set_xticks(range(10))
-    axes.set_yticks(range(10))
-    axes.set_xlabel("predicted digit")
-    axes.set_ylabel("true digit")
+    named = _named(classes)
+    what = "class" if named else "digit"
+    # names are long: slanted, so that "T-shirt/top" and "Trouser" do not overlap
+    axes.set_xticks(range(10), classes, rotation=45 if named else 0,
+                    ha="right" if named else "center")
+    axes.set_yticks(range(10), classes)
+    axes.set_xlabel(f"predicted {what}")
+    axes.set_ylabel(f"true {what}")
     accuracy = np.trace(counts) / counts.sum()
     axes.set_title(f"confusion matrix: {counts.sum() - np.trace(counts)} mistakes "
                    f"in {counts.sum():,} ({accuracy:.2%} right)")
@@ -186,25 +222,23 @@ def _mosaic(tiles: np.ndarray, columns: int, gap: int, fill: float) -> np.ndarra
     return canvas
 
 
-def _mistakes(figure: Any, predictions: dict[str, Any]) -> None:
+def _mistakes(figure: Any, predictions: dict[str, Any], classes: Sequence[str]) -> None:
     shown = min(len(predictions["worst_index"]), SHOWN_MISTAKES)
     images = predictions["worst_images"][:shown].reshape(-1, 28, 28)
-    probs = predictions["worst_probs"][:shown]
-    labels = predictions["labels"][predictions["worst_index"][:shown]]
+    captions = mistake_captions(predictions, classes, shown)
     columns, gap = 8, 22  # the gap leaves room for each digit's caption
     canvas = _mosaic(images, columns, gap, 0)
     figure.set_size_inches(12, 12 * canvas.shape[0] / canvas.shape[1] + 0.5)
     axes = figure.subplots()
     axes.imshow(canvas, cmap="gray_r", vmin=0, vmax=255)
     axes.set_axis_off()
-    for i in range(shown):
+    for i, caption in enumerate(captions):
         r, c = divmod(i, columns)
-        predicted, true = int(probs[i].argmax()), int(labels[i])
-        axes.text(c * (28 + gap) + 14, r * (28 + gap) + 28.5,
-                  f"{true} read as {predicted}\np={probs[i, predicted]:.2f}, "
-                  f"p({true})={probs[i, true]:.2f}", ha="center", va="top", fontsize=8)
-    axes.set_title("the test digits misclassified with the most confidence "
-                   "(true digit, prediction, probabilities)")
+        axes.text(c * (28 + gap) + 14, r * (28 + gap) + 28.5, caption, ha="center", va="top",
+                  fontsize=7 if _named(classes) else 8)
+    what = ("images", "class") if _named(classes) else ("digits", "digit")
+    axes.set_title(f"the test {what[0]} misclassified with the most confidence "
+                   f"(true {what[1]}, prediction, probabilities)")
 
 
 def _weights(figure: Any, weights: np.ndarray) -> None:
@@ -235,13 +269,14 @@ img { max-width: 100%; } .note { color: #8a5a00; } .muted { color: #666; }
 
 def _page(folder: Path, config: dict[str, Any], metrics: list[dict[str, Any]],
           predictions: dict[str, Any] | None, weights: np.ndarray | None,
-          pictures: dict[str, bytes]) -> str:
+          pictures: dict[str, bytes], classes: Sequence[str]) -> str:
     finished = predictions is not None and weights is not None
     sections = [
         _section("Training curves", _picture(pictures, "curves", "training curves")
                  if metrics else _note("no epoch has finished yet")),
-        _section("Confusion matrix on the test set", _confusion_part(predictions, pictures)),
-        _section("Worst mistakes", _mistakes_part(folder, predictions, pictures)),
+        _section("Confusion matrix on the test set",
+                 _confusion_part(predictions, pictures, classes)),
+        _section("Worst mistakes", _mistakes_part(folder, predictions, pictures, classes)),
         _section("First-layer weights", _picture(pictures, "weights", "first-layer weights")
                  if weights is not None else _unfinished(folder)),
         _section("Settings", _settings_table(config)),
@@ -294,30 +329,38 @@ def _summary(config: dict[str, Any], metrics: list[dict[str, Any]], finished: bo
             f'<p class="muted">data: {source}</p>')
 
 
-def _confusion_part(predictions: dict[str, Any] | None, pictures: dict[str, bytes]) -> str:
+def _confusion_part(predictions: dict[str, Any] | None, pictures: dict[str, bytes],
+                    classes: Sequence[str]) -> str:
     if predictions is None:
         return _note("available once the run has finished")
     if "confusion" in pictures:
         return _picture(pictures, "confusion", "confusion matrix")
     counts = confusion_matrix(predictions["labels"], predictions["predicted"])
-    head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{d}</th>" for d in range(10))
-    rows = "".join(f"<tr><th>{d}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
-                   for d, row in enumerate(counts))
+    names = [html.escape(name) for name in classes]
+    head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{name}</th>" for name in names)
+    rows = "".join(f"<tr><th>{name}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                   for name, row in zip(names, counts))
     return f"<table>{head}</tr>{rows}</table>"
 
 
 def _mistakes_part(folder: Path, predictions: dict[str, Any] | None,
-                   pictures: dict[str, bytes]) -> str:
+                   pictures: dict[str, bytes], classes: Sequence[str]) -> str:
     if predictions is None:
         return _unfinished(folder)
     if not len(predictions["worst_index"]):
-        return _note("no test digit was misclassified")
-    return _picture(pictures, "mistakes", "misclassified test digits")
+        return _note("no test image was misclassified")
+    if "mistakes" in pictures:
+        return _picture(pictures, "mistakes", "misclassified test images")
+    # Without the picture, the captions alone still say which classes the model confuses.
+    items = "".join(f"<li>{html.escape(caption.replace(chr(10), ': '))}</li>"
+                    for caption in mistake_captions(predictions, classes))
+    return f"{_picture(pictures, 'mistakes', 'misclassified test images')}\n<ol>{items}</ol>"
 
 
 def _settings_table(config: dict[str, Any]) -> str:
     items = {**config.get("training", {}), "layer_sizes": config.get("layer_sizes"),
-             "data": config.get("data"), "started": config.get("started"),
+             "data": config.get("data"), "dataset": config.get("dataset", DEFAULT_DATASET),
+             "started": config.get("started"),
              "nnscratch_version": config.get("nnscratch_version")}
     rows = "".join(f'<tr><td class="key">{html.escape(str(k))}</td>'
                    f'<td class="key">{html.escape(str(v))}</td></tr>' for k, v in items.items())

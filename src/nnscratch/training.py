@@ -23,7 +23,7 @@ from . import runs
 from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
-from .data import MnistData, load_mnist
+from .data import MnistData, load_dataset, load_mnist
 from .inputs import as_labels, as_pixels, class_count, pixel_width
 from .errors import ConfigError, RunFolderError, TrainingDivergedError
 from .model import MLP, N_CLASSES, N_INPUTS
@@ -138,7 +138,8 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
         folder = runs.open_run_folder(resume)
         config = runs.read_config(folder)
         run_settings = _resumed_settings(settings, options, config, folder)
-        data = config.get("data") if data is None else data
+        if data is None:  # the data set and the path the run recorded
+            data = load_dataset(config.get("dataset", "mnist"), config.get("data"))
     else:
         run_settings = settings_from(settings, options)
     session = _Session(_as_data(data), run_settings, backend, make_callbacks(progress, callback))
@@ -288,7 +289,7 @@ class _Session:
         runs.write_config(self.folder, {
             "nnscratch_version": __version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "layer_sizes": list(self.trainer.model.layer_sizes),
-            "training": self.settings.to_json(), "data": data_path,
+            "training": self.settings.to_json(), "data": data_path, "dataset": self.mnist.dataset,
             "data_source": self.mnist.source, "data_fingerprint": self._fingerprint()})
 
     def check_reportable(self) -> None:

@@ -1,11 +1,14 @@
-"""Downloading the full MNIST into the user cache, and checking the copies already there.
+"""Downloading a full data set (MNIST, Fashion-MNIST: :mod:`.datasets`) into the user cache, and
+checking the copies already there.
 
-The four original IDX files are fetched from the first mirror in :data:`MIRRORS` (or in
-``$NNSCRATCH_MIRRORS``, comma-separated base URLs) that serves them intact. Each download goes
-to a temporary file beside its target, is checked against a pinned SHA-256 and size, and only
-then renamed into place, so the cache never holds a partial or unverified file, whatever
-interrupts the download. A mirror that fails (unreachable, an HTTP error, no answer within the
-timeout, a corrupt copy) is reported and the next one tried.
+The four IDX files are fetched from the first of the data set's mirrors (or of those in
+``$NNSCRATCH_MIRRORS``, comma-separated base URLs, whichever set is downloaded) that serves
+them intact. Each download goes to a temporary file beside its target, is checked against its
+pin (MNIST: the SHA-256 and size of the decompressed data; Fashion-MNIST: the MD5 of the .gz
+file, which is what its publisher gives), and only then renamed into place, so the cache never
+holds a partial or unverified file, whatever interrupts the download. A mirror that fails
+(unreachable, an HTTP error, no answer within the timeout, a corrupt copy) is reported and the
+next one tried.
 
 Files fetched this way are listed in a small JSON record, ``verified.json`` beside them, with the
 size and modification time they had when their checksum was verified. Every later use compares
@@ -27,14 +30,15 @@ import sys
 import time
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from .._fileio import CHUNK_BYTES, atomic_file, write_text
 from ..errors import DataError
-from .cache import mnist_cache_dir
+from .cache import dataset_cache_dir
+from .datasets import DATASETS, DEFAULT_DATASET, MNIST_PINS, Dataset, Pin, get_dataset
 
 __all__ = [
     "MIRRORS",
@@ -44,39 +48,19 @@ __all__ = [
     "Fetched",
     "configured_mirrors",
     "download_mnist",
+    "download_dataset",
     "has_record",
     "verify_cached",
 ]
 
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",  # PyTorch's mirror
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",  # Google's, used by TensorFlow
-)
+MIRRORS = DATASETS[DEFAULT_DATASET].mirrors  # MNIST's: PyTorch's, then Google's
 MIRRORS_ENV_VAR = "NNSCRATCH_MIRRORS"
 TIMEOUT_SECONDS = 30.0
 RECORD_NAME = "verified.json"
 
 
-@dataclass(frozen=True)
-class _Pin:
-    size: int  # bytes once decompressed
-    sha256: str  # of the decompressed bytes
-
-
-# Pinned on the decompressed IDX bytes rather than on the .gz files: the mirrors serve the
-# original release's gzip files (train-images-idx3-ubyte.gz hashes to 440fcabf...), while other
-# faithful copies were recompressed and differ as .gz files, not once decompressed. Pinning the
-# content accepts every faithful copy and still rejects any changed byte of data.
-PINNED = {
-    "train-images-idx3-ubyte": _Pin(
-        47_040_016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    "train-labels-idx1-ubyte": _Pin(
-        60_008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-    "t10k-images-idx3-ubyte": _Pin(
-        7_840_016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-    "t10k-labels-idx1-ubyte": _Pin(
-        10_008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-}
+_Pin = Pin  # the name this module used before the pins moved to .datasets
+PINNED = MNIST_PINS  # MNIST's pins (each data set's are in its row of DATASETS)
 
 # A gzip file is never more than a little larger than its content (stored blocks add 5 bytes per
 # 64 KiB); a mirror that sends more than this is sending something else.
@@ -100,32 +84,39 @@ class _MirrorFailed(Exception):
 # --- checking files against the pins ----------------------------------------------------------
 
 
-def _pin_for(path: Path) -> _Pin | None:
+def _pin_for(path: Path, pins: Mapping[str, Pin]) -> Pin | None:
     """The pin of an IDX file under any of its spellings (raw or .gz, dashes or dots)."""
-    return PINNED.get(path.name.removesuffix(".gz").replace(".idx", "-idx"))
+    return pins.get(path.name.removesuffix(".gz").replace(".idx", "-idx"))
 
 
-def _content_problem(path: Path, pin: _Pin, compressed: bool) -> str | None:
-    """None if ``path`` holds exactly the pinned bytes (once gunzipped, if ``compressed``);
-    otherwise what is wrong, as a phrase to follow the file's name."""
-    digest, size = hashlib.sha256(), 0
+def _content_problem(path: Path, pin: Pin, compressed: bool) -> str | None:
+    """None if ``path`` is what ``pin`` says: its bytes as they are (a pin of the .gz file) or
+    once gunzipped, if ``compressed`` (a pin of the data); otherwise what is wrong, as a phrase
+    to follow the file's name."""
+    if pin.of_gzip_file and not compressed:
+        return f"is not the .gz file that its pinned {pin.checksum_name} checksum is of"
+    whole_file = pin.of_gzip_file or not compressed
+    limit = pin.size + _GZIP_OVERHEAD if pin.of_gzip_file else pin.size
+    digest, size = hashlib.new(pin.algorithm, usedforsecurity=False), 0
     try:
-        with (gzip.open if compressed else open)(path, "rb") as stream:
-            while size <= pin.size and (chunk := stream.read(CHUNK_BYTES)):  # bounded: no gzip bomb
+        with (open if whole_file else gzip.open)(path, "rb") as stream:
+            while size <= limit and (chunk := stream.read(CHUNK_BYTES)):  # bounded: no gzip bomb
                 digest.update(chunk)
                 size += len(chunk)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         return f"cannot be decompressed ({' '.join(str(exc).split())})"
-    if size != pin.size:
+    if pin.of_gzip_file and size > limit:
+        return f"holds more than the {limit:,} bytes its data can take compressed"
+    if not pin.of_gzip_file and size != pin.size:
         return f"holds {size:,}{'+' * (size > pin.size)} bytes of data, not the {pin.size:,} pinned"
-    if digest.hexdigest() != pin.sha256:
-        return "does not match its pinned SHA-256 checksum"
+    if digest.hexdigest() != pin.digest:
+        return f"does not match its pinned {pin.checksum_name} checksum"
     return None
 
 
-def _record_entry(path: Path, pin: _Pin) -> dict[str, Any]:
+def _record_entry(path: Path, pin: Pin) -> dict[str, Any]:
     stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": pin.sha256}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, pin.algorithm: pin.digest}
 
 
 def _read_record(folder: Path) -> dict[str, Any]:
@@ -145,10 +136,10 @@ def _write_record(folder: Path, files: dict[str, Any]) -> None:
         write_text(folder / RECORD_NAME, text)
 
 
-def _verified(path: Path, record: dict[str, Any]) -> str | None:
+def _verified(path: Path, record: dict[str, Any], pins: Mapping[str, Pin]) -> str | None:
     """Check one cached file: against the record if its size and mtime are unchanged (a stat),
     else by hashing it, updating ``record`` on success. None if it is good, else the problem."""
-    pin = _pin_for(path)
+    pin = _pin_for(path, pins)
     if pin is None:
         return f"{path.name} is not one of the files nnscratch downloads"
     if record.get(path.name) == _record_entry(path, pin):
@@ -164,16 +155,17 @@ def has_record(folder: str | os.PathLike) -> bool:
     return (Path(folder) / RECORD_NAME).is_file()
 
 
-def verify_cached(folder: str | os.PathLike, files: Iterable[str | os.PathLike]) -> str | None:
-    """Check ``files`` in the cache ``folder`` against the pins: None when all are intact,
-    else a phrase saying which is not and what to do."""
-    folder = Path(folder)
+def verify_cached(folder: str | os.PathLike, files: Iterable[str | os.PathLike],
+                  dataset: str | Dataset = DEFAULT_DATASET) -> str | None:
+    """Check ``files`` in the cache ``folder`` against the pins of ``dataset``: None when all
+    are intact, else a phrase saying which is not and what to do."""
+    folder, chosen = Path(folder), get_dataset(dataset)
     record = _read_record(folder)
     before = dict(record)
     for path in map(Path, files):
-        problem = _verified(path, record)
+        problem = _verified(path, record, chosen.pins)
         if problem:
-            return f"{problem}; run 'nnscratch data download' to fetch it again"
+            return f"{problem}; run '{chosen.download_command}' to fetch it again"
     if record != before:
         _write_record(folder, record)
     return None
@@ -182,11 +174,13 @@ def verify_cached(folder: str | os.PathLike, files: Iterable[str | os.PathLike])
 # --- downloading ---------------------------------------------------------------------------------
 
 
-def configured_mirrors() -> tuple[str, ...]:
-    """The base URLs to download from: ``$NNSCRATCH_MIRRORS`` if set, else :data:`MIRRORS`."""
+def configured_mirrors(dataset: str | Dataset = DEFAULT_DATASET) -> tuple[str, ...]:
+    """The base URLs to download ``dataset`` from: ``$NNSCRATCH_MIRRORS`` if set, else the data
+    set's own mirrors (:data:`MIRRORS` for MNIST)."""
+    chosen = get_dataset(dataset)
     value = os.environ.get(MIRRORS_ENV_VAR, "")
     if not value.strip():
-        return MIRRORS
+        return MIRRORS if chosen.name == DEFAULT_DATASET else chosen.mirrors
     return _check_mirrors(value.split(","), MIRRORS_ENV_VAR)
 
 
@@ -208,24 +202,35 @@ def download_mnist(folder: str | os.PathLike | None = None, *,
                    mirrors: Sequence[str] | None = None, timeout: float = TIMEOUT_SECONDS,
                    progress: bool | None = None,
                    report: Callable[[Fetched], None] | None = None) -> list[Fetched]:
-    """Make ``folder`` (default: ``user_cache_dir() / "mnist"``) hold the four verified MNIST
-    ``.gz`` files, downloading each one it lacks (or holds damaged) from the first mirror that
-    serves it intact. Returns one :class:`Fetched` per file, also passed to ``report`` as each
-    is done.
+    """:func:`download_dataset` for MNIST (default folder: ``user_cache_dir() / "mnist"``)."""
+    return download_dataset(DEFAULT_DATASET, folder, mirrors=mirrors, timeout=timeout,
+                            progress=progress, report=report)
+
+
+def download_dataset(dataset: str | Dataset, folder: str | os.PathLike | None = None, *,
+                     mirrors: Sequence[str] | None = None, timeout: float = TIMEOUT_SECONDS,
+                     progress: bool | None = None,
+                     report: Callable[[Fetched], None] | None = None) -> list[Fetched]:
+    """Make ``folder`` (default: ``user_cache_dir() / NAME``) hold the four verified ``.gz``
+    files of the data set ``dataset`` ("mnist", "fashion-mnist"), downloading each one it lacks
+    (or holds damaged) from the first mirror that serves it intact. Returns one
+    :class:`Fetched` per file, also passed to ``report`` as each is done.
 
     ``mirrors``: base URLs (default: :func:`configured_mirrors`); ``timeout``: seconds to wait
     for a mirror to answer; ``progress``: a progress line on stderr (default: only when stderr
     is a terminal). Raises DataError naming each mirror's failure when none serves a file.
     """
-    target = Path(folder) if folder is not None else mnist_cache_dir()
-    bases = configured_mirrors() if mirrors is None else _check_mirrors(mirrors, "mirrors")
+    chosen = get_dataset(dataset)
+    target = Path(folder) if folder is not None else dataset_cache_dir(chosen.name)
+    bases = (configured_mirrors(chosen) if mirrors is None
+             else _check_mirrors(mirrors, "mirrors"))
     _make_folder(target)
     show = _Progress(sys.stderr, sys.stderr.isatty() if progress is None else progress)
     record = _read_record(target)
     fetched = []
-    for name, pin in PINNED.items():
+    for name, pin in chosen.pins.items():
         path = target / f"{name}.gz"
-        if path.is_file() and _verified(path, record) is None:
+        if path.is_file() and _verified(path, record, chosen.pins) is None:
             done = Fetched(path.name, path, None, path.stat().st_size)
         else:
             mirror, size = _fetch(path, pin, bases, timeout, show)
@@ -246,7 +251,7 @@ def _make_folder(folder: Path) -> None:
                         f"({exc.strerror or exc})") from exc
 
 
-def _fetch(path: Path, pin: _Pin, bases: Sequence[str], timeout: float,
+def _fetch(path: Path, pin: Pin, bases: Sequence[str], timeout: float,
            show: _Progress) -> tuple[str, int]:
     """Download ``path`` from the first mirror that delivers it intact; (mirror, bytes)."""
     failures = []
@@ -259,7 +264,7 @@ def _fetch(path: Path, pin: _Pin, bases: Sequence[str], timeout: float,
     raise DataError(f"could not download {path.name} from any mirror ({'; '.join(failures)})")
 
 
-def _fetch_from(url: str, path: Path, pin: _Pin, timeout: float, show: _Progress) -> int:
+def _fetch_from(url: str, path: Path, pin: Pin, timeout: float, show: _Progress) -> int:
     """Download ``url`` to a temporary file beside ``path``, verify it, and rename it to
     ``path``; on any failure (or interruption) the temporary file is removed."""
     with atomic_file(path) as out:
