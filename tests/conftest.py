@@ -9,6 +9,7 @@ so CI can never pass by skipping them.
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -62,3 +63,12 @@ def umask_022():
     before = os.umask(0o022)
     yield
     os.umask(before)
+
+
+@pytest.fixture
+def dead_url():
+    """The URL of a local port that was free a moment ago and is closed now: nobody answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"

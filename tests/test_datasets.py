@@ -14,8 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from nnscratch.data import (DATASETS, download_dataset, explain_dataset, find_da
 from nnscratch.data.datasets import Pin
 from nnscratch.errors import DataError
 from nnscratch.report import build_report, mistake_captions
+from serving import serving
 
 from test_cli import assert_user_error, run
 from test_data import images_bytes, labels_bytes
@@ -111,12 +110,8 @@ def arrays():
 
 @pytest.fixture(scope="module")
 def mirror(arrays):
-    server = Mirror(idx_files(arrays))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Mirror(idx_files(arrays))) as server:
+        yield server
 
 
 @pytest.fixture
@@ -139,14 +134,6 @@ def cache(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture
-def dead_url():
-    with socket.socket() as sock:  # a port that was free a moment ago, now closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 def test_the_publishers_pins_are_what_it_publishes():

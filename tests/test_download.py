@@ -25,6 +25,7 @@ import nnscratch.download as download
 from nnscratch.data import find_mnist, load_mnist
 from nnscratch.download import PINNED, download_mnist
 from nnscratch.errors import DataError
+from serving import serving
 
 GZ_NAMES = [f"{name}.gz" for name in PINNED]
 
@@ -90,12 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def mirrors(full_mnist):
     """The mirror server, serving the full MNIST from NNSCRATCH_DATA (skipped without it)."""
-    server = Mirrors(Path(os.environ["NNSCRATCH_DATA"]))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Mirrors(Path(os.environ["NNSCRATCH_DATA"]))) as server:
+        yield server
 
 
 @pytest.fixture
@@ -103,14 +100,6 @@ def fresh(mirrors):
     """The server with its request log cleared."""
     mirrors.requests.clear()
     return mirrors
-
-
-@pytest.fixture
-def dead_url():
-    with socket.socket() as sock:  # a port that was free a moment ago, now closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture
