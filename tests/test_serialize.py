@@ -12,9 +12,9 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from nnscratch import serialize
+from nnscratch import MLP, serialize
 from nnscratch.errors import ModelFileError
-from nnscratch.serialize import (FORMAT, FORMAT_VERSION, layer_sizes_from_params,
+from nnscratch.serialize import (FORMAT, layer_sizes_from_params,
                                  read_model_file, write_model_file)
 
 SIZES = [784, 16, 10]
@@ -37,7 +37,7 @@ def caller_metadata(sizes: list[int], dtype: str) -> dict[str, Any]:
 
 def stored_metadata(sizes: list[int] = SIZES, dtype: str = "float32") -> dict[str, Any]:
     """Metadata as it sits in a valid file, for building tampered ones by hand."""
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "layer_sizes": list(sizes),
+    return {"format": FORMAT, "format_version": 1, "layer_sizes": list(sizes),
             "dtype": dtype, "activation": "relu"}
 
 
@@ -387,3 +387,31 @@ def test_serialize_imports_no_pickle_numba_or_cupy():
                  if isinstance(node, ast.ImportFrom)}
     assert imported.isdisjoint({"pickle", "cPickle", "dill", "joblib", "numba", "cupy"})
     assert "numpy" in imported  # the walk does see the imports
+
+
+@pytest.mark.parametrize("classes,words", [
+    (["a", "b"], "list of 10 labels"),
+    (["a"] * 10, "distinct labels"),
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, "x"], "all strings or all integers"),
+    ([True] + list(range(9)), "all strings or all integers"),
+    ("abcdefghij", "list of 10 labels"),
+])
+def test_a_model_files_classes_are_checked(tmp_path, classes, words):
+    params = MLP((4,), seed=0).params()
+    metadata = {"layer_sizes": [784, 4, 10], "dtype": "float32", "activation": "relu",
+                "classes": classes}
+    with pytest.raises(ModelFileError, match=words):
+        write_model_file(tmp_path / "m.npz", params, metadata)
+
+
+def test_classes_in_a_version_1_file_are_refused(tmp_path):
+    good = MLP((4,), seed=0, classes=[str(i) for i in range(10)]).save(tmp_path / "good.npz")
+    params, metadata = read_model_file(good)
+    assert metadata["format_version"] == 2
+    bad = tmp_path / "bad.npz"
+    members = dict(params)
+    metadata = {**metadata, "format_version": 1}
+    members["__metadata__"] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    np.savez(bad, **members)
+    with pytest.raises(ModelFileError, match="format_version 1 does not have"):
+        read_model_file(bad)

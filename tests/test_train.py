@@ -182,3 +182,35 @@ def test_a_run_folder_is_refused_for_data_its_report_cannot_draw_yet(tmp_path):
     with pytest.raises(ConfigError, match="64 inputs and 3 classes"):
         small_run((data.x_train, data.y_train, data.x_test, data.y_test), out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_labels_of_any_kind_are_the_models_classes(tmp_path):
+    """String labels: the model's classes are the sorted labels, predict returns them, and the
+    model file (format version 2) carries them; an MNIST model stays version 1."""
+    from nnscratch.testing import synthetic_data
+
+    data = synthetic_data(64, 3)
+    names = np.array(["emu", "cat", "dog"])  # class 0 is "emu": the classes get sorted
+    result = small_run((data.x_train, names[data.y_train], data.x_test, names[data.y_test]),
+                       hidden=(16,), epochs=5, lr=0.05)
+    assert result.model.classes == ("cat", "dog", "emu") and result.test_accuracy > 0.9
+    expected = names[data.y_test]
+    assert (result.model.predict(data.x_test) == expected).mean() == result.test_accuracy
+    loaded = nnscratch.load_model(result.save(tmp_path / "m.npz"))
+    assert loaded.metadata["format_version"] == 2 and loaded.classes == ("cat", "dog", "emu")
+    np.testing.assert_array_equal(loaded.predict(data.x_test), result.model.predict(data.x_test))
+    assert loaded.evaluate(data.x_test, expected)["accuracy"] == result.test_accuracy
+    with pytest.raises(nnscratch.DataError, match=r"the model's classes \('cat', 'dog', 'emu'\); "
+                                                  r"got 'yak' at index 1"):
+        loaded.evaluate(data.x_test[:2], ["cat", "yak"])
+    with pytest.raises(ConfigError, match="with labels"):
+        small_run((data.x_train, names[data.y_train], data.x_test, names[data.y_test]),
+                  out=tmp_path / "run")
+    mnist_like = nnscratch.MLP((4,), seed=0).save(tmp_path / "plain.npz")
+    assert nnscratch.load_model(mnist_like).metadata["format_version"] == 1
+
+
+@pytest.mark.parametrize("classes", [("a", "a"), ("a", 1), (True, False), ("a",), (1.5, 2.5)])
+def test_impossible_classes_are_refused(classes):
+    with pytest.raises(ConfigError, match="classes must be"):
+        nnscratch.MLP((4,), n_inputs=8, classes=classes)

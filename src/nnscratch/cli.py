@@ -421,8 +421,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     digits = np.stack([read_digit(path) for path in args.images])
     for path, probs in zip(args.images, model.predict_proba(digits)):
         ranked = np.argsort(-probs, kind="stable")[:args.top]
-        shown = ", ".join(f"{digit}: {probs[digit]:.1%}" for digit in ranked)
-        print(f"{path}: {ranked[0]}  ({shown})")
+        name = (lambda k: k) if model.classes is None else (lambda k: model.classes[k])
+        shown = ", ".join(f"{name(k)}: {probs[k]:.1%}" for k in ranked)
+        print(f"{path}: {name(ranked[0])}  ({shown})")
     if args.show_input:
         for path, digit, target in zip(args.images, digits,
                                        _input_image_paths(args.show_input, len(digits))):

@@ -23,6 +23,8 @@ __all__ = [
     "as_labels",
     "pixel_width",
     "class_count",
+    "label_codes",
+    "class_labels",
     "first_bad_label",
     "first_bad_pixel",
 ]
@@ -152,3 +154,26 @@ def class_count(*labels: ArrayLike) -> int:
         raise DataError("labels must name at least two classes (0 and 1); "
                         f"the largest is {largest}")
     return largest + 1
+
+
+def label_codes(y: ArrayLike, n: int, classes: tuple[object, ...]) -> np.ndarray:
+    """The class number of each of ``n`` labels ``y``, which must be among ``classes`` (a
+    model's labels: strings or integers); new int64 (n,)."""
+    arr = _as_array(y, "labels")
+    if arr.shape != (n,):
+        raise DataError(f"labels must have shape ({n},), one per image; got shape {arr.shape}")
+    number = {label: code for code, label in enumerate(classes)}
+    codes = np.empty(n, dtype=np.int64)
+    for i, label in enumerate(arr.tolist()):
+        code = number.get(label)
+        if code is None or isinstance(label, bool):
+            shown = ", ".join(map(repr, classes[:5])) + (", ..." if len(classes) > 5 else "")
+            raise DataError(f"labels must be the model's classes ({shown}); got {label!r} at "
+                            f"index {i}")
+        codes[i] = code
+    return codes
+
+
+def class_labels(codes: np.ndarray, classes: tuple[object, ...]) -> np.ndarray:
+    """The labels of class numbers ``codes``: a host array of strings or integers."""
+    return np.asarray(classes)[codes]

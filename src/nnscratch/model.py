@@ -25,7 +25,7 @@ from typing import Any
 from . import rng as _rng
 from .backend import Backend
 from .errors import ConfigError
-from .inputs import as_labels, as_pixels
+from .inputs import as_labels, as_pixels, class_labels, label_codes
 from .registry import get_backend
 from .settings import DTYPE, DTYPES, LAYER_SIZES, POSITIVE_INT, Rule
 
@@ -46,6 +46,18 @@ def _check_dtype(dtype: str) -> str:
     return DTYPE.check("dtype", dtype)
 
 
+def _check_classes(classes: Sequence[Any] | None, n_classes: int) -> tuple[Any, ...] | None:
+    """The outputs' labels as a tuple of Python strings or ints; None for 0, 1, 2..."""
+    if classes is None:
+        return None
+    labels = tuple(c.item() if hasattr(c, "item") else c for c in classes)  # NumPy scalars
+    kinds = {type(c) for c in labels}
+    if kinds not in ({str}, {int}) or len(labels) != n_classes or len(set(labels)) != n_classes:
+        raise ConfigError(f"classes must be {n_classes} distinct labels, all strings or all "
+                          f"integers; got {list(labels)[:5]!r}")
+    return labels
+
+
 class MLP:
     """A classifier: ReLU hidden layers and a softmax output, from ``n_inputs`` pixels to
     ``n_classes`` classes (by default 28x28 digits to 10 classes: MNIST).
@@ -61,15 +73,22 @@ class MLP:
 
     def __init__(self, hidden: Sequence[int] = (128,), *, backend: str | Backend | None = None,
                  dtype: str = "float32", init: str = "he", seed: Any = 0,
-                 n_inputs: int = N_INPUTS, n_classes: int = N_CLASSES) -> None:
+                 n_inputs: int = N_INPUTS, n_classes: int = N_CLASSES,
+                 classes: Sequence[Any] | None = None) -> None:
         """A new model with freshly drawn weights.
 
         ``init`` is ``"he"`` (normal, scaled for ReLU), ``"xavier"`` (Glorot uniform) or
         ``"seed"`` (uniform in [0, 0.01), the blog posts' scheme); biases start at zero.
         ``seed`` is an int or a ``numpy.random.Generator`` to draw them from. ``n_inputs`` and
-        ``n_classes`` (at least 2) size the first and last layers.
+        ``n_classes`` (at least 2) size the first and last layers. ``classes``, when given, are
+        the labels of the outputs (distinct strings or integers; their count sets
+        ``n_classes``): :meth:`predict` returns them, and labels given to :meth:`evaluate`
+        are taken from them. Without it the classes are 0, 1, 2...
         """
+        if classes is not None:
+            n_classes = len(classes)
         self.layer_sizes = _layer_sizes(n_inputs, hidden, n_classes)
+        self.classes = _check_classes(classes, n_classes)
         self.dtype = _check_dtype(dtype)
         self.backend = get_backend(backend)
         generator = seed if hasattr(seed, "bit_generator") else _rng.generators(seed)[0]
@@ -78,12 +97,14 @@ class MLP:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, backend: str | Backend | None = None,
-                    dtype: str | None = None) -> MLP:
-        """A model holding copies of ``params`` (host arrays named ``W1, b1, ...``)."""
+                    dtype: str | None = None, classes: Sequence[Any] | None = None) -> MLP:
+        """A model holding copies of ``params`` (host arrays named ``W1, b1, ...``), whose
+        outputs are ``classes`` (default 0, 1, 2...)."""
         count = len(params) // 2
         sizes = [params[f"W{k}"].shape[1] for k in range(1, count + 1)]
         model = cls.__new__(cls)
         model.layer_sizes = _layer_sizes(params["W1"].shape[0], sizes[:-1], sizes[-1])
+        model.classes = _check_classes(classes, sizes[-1])
         model.dtype = _check_dtype(dtype or str(params["W1"].dtype))
         model.backend = get_backend(backend)
         model.set_params(params)
@@ -174,11 +195,16 @@ class MLP:
     # --- working with host arrays --------------------------------------------------------------
 
     def _inputs(self, x: Any) -> Any:
-        pixels = self.backend.asarray(as_pixels(x, self.layer_sizes[0]), copy=False)  # read only: no copy on the CPU
+        # read only: no copy on the CPU
+        pixels = self.backend.asarray(as_pixels(x, self.layer_sizes[0]), copy=False)
         return self.backend.pixels_to_float(pixels, self.dtype)
 
     def _labels(self, y: Any, n: int) -> Any:
-        return self.backend.asarray(as_labels(y, n, self.layer_sizes[-1]), copy=False)
+        if self.classes is None:
+            codes = as_labels(y, n, self.layer_sizes[-1])
+        else:
+            codes = label_codes(y, n, self.classes)
+        return self.backend.asarray(codes, copy=False)
 
     def predict_proba(self, x: Any) -> Any:
         """Class probabilities, a host array (n, c) of the model's dtype."""
@@ -186,9 +212,11 @@ class MLP:
         return self.backend.to_numpy(self.backend.softmax(logits))
 
     def predict(self, x: Any) -> Any:
-        """Predicted classes (the digits, for MNIST), a host integer array (n,)."""
+        """Predicted classes, a host array (n,): the model's :attr:`classes` (strings or
+        integers) when it has them, else the class numbers (the digits, for MNIST)."""
         logits, _ = self.forward(self._inputs(x))
-        return self.backend.to_numpy(self.backend.argmax_rows(logits))
+        codes = self.backend.to_numpy(self.backend.argmax_rows(logits))
+        return codes if self.classes is None else class_labels(codes, self.classes)
 
     def evaluate(self, x: Any, y: Any) -> dict[str, float]:
         """``{"accuracy": fraction correct, "loss": mean cross-entropy, "n": count}``."""
@@ -220,6 +248,9 @@ class MLP:
 
         info = {**self.metadata, **metadata, "layer_sizes": list(self.layer_sizes),
                 "dtype": self.dtype, "activation": "relu", "backend": self.backend.name}
+        info.pop("classes", None)
+        if self.classes is not None:
+            info["classes"] = list(self.classes)
         return write_model_file(path, self.params(), info)
 
 
@@ -232,6 +263,7 @@ def load_model(path: str | os.PathLike, backend: str | Backend | None = None) ->
     from .serialize import read_model_file
 
     params, metadata = read_model_file(path)
-    model = MLP.from_params(params, backend=backend, dtype=metadata["dtype"])
+    model = MLP.from_params(params, backend=backend, dtype=metadata["dtype"],
+                            classes=metadata.get("classes"))
     model.metadata = metadata
     return model

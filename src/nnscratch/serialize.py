@@ -30,6 +30,7 @@ from .settings import DTYPES
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "format_version_for",
     "write_model_file",
     "read_model_file",
     "layer_sizes_from_params",
@@ -38,7 +39,10 @@ __all__ = [
 ]
 
 FORMAT = "nnscratch-mlp"
-FORMAT_VERSION = 1
+#: The newest format this nnscratch reads and writes. Version 2 adds ``classes``, the labels of
+#: the output units, for models whose classes are not simply 0, 1, 2...; a model without them is
+#: still written as version 1, so that every nnscratch reads it.
+FORMAT_VERSION = 2
 
 METADATA_KEY = "__metadata__"
 MAX_METADATA_BYTES = 1 << 20
@@ -86,7 +90,24 @@ def _check_metadata(metadata: Mapping[str, Any]) -> list[int]:
     if metadata.get("activation") not in ACTIVATIONS:
         raise _Invalid(f"its activation {metadata.get('activation')!r} is not one of "
                        f"{', '.join(ACTIVATIONS)}")
+    if "classes" in metadata:
+        _check_classes(metadata["classes"], sizes[-1], metadata["format_version"])
     return sizes
+
+
+def _check_classes(classes: Any, outputs: int, version: int) -> None:
+    if version < 2:
+        raise _Invalid(f"it has classes, which format_version {version} does not have")
+    if not (isinstance(classes, list) and len(classes) == outputs):
+        raise _Invalid(f"its classes must be a list of {outputs} labels, one per output")
+    kinds = {str if isinstance(c, str) else int if _is_int(c) else None for c in classes}
+    if len(kinds) != 1 or None in kinds or len(set(classes)) != len(classes):
+        raise _Invalid("its classes must be distinct labels, all strings or all integers")
+
+
+def format_version_for(metadata: Mapping[str, Any]) -> int:
+    """The format version a model with ``metadata`` is written in: the oldest that holds it."""
+    return 2 if "classes" in metadata else 1
 
 
 def _expected_shapes(sizes: list[int]) -> dict[str, tuple[int, ...]]:
@@ -156,7 +177,7 @@ def _encode_metadata(metadata: Mapping[str, Any]) -> np.ndarray:
 def _archive_members(params: Mapping[str, Any],
                      metadata: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The validated arrays to store, ``__metadata__`` included."""
-    info = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
+    info = {**metadata, "format": FORMAT, "format_version": format_version_for(metadata),
             "nnscratch_version": __version__}
     sizes = _check_metadata(info)
     info["layer_sizes"] = sizes

@@ -87,7 +87,8 @@ class Trainer:
         self.model = MLP(s.hidden, backend=backend if backend is not None else s.backend,
                          dtype=s.dtype, init=s.init, seed=init_rng,
                          n_inputs=data.x_train.shape[1],
-                         n_classes=class_count(data.y_train, data.y_test))
+                         n_classes=class_count(data.y_train, data.y_test),
+                         classes=getattr(data, "classes", None))
         self._place_data(data, s)
 
     def _place_data(self, data: MnistData, s: TrainSettings) -> None:

@@ -24,8 +24,9 @@ from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
+from .data.tables import encode_labels
 from .inputs import as_labels, as_pixels, class_count, pixel_width
-from .errors import ConfigError, RunFolderError, TrainingDivergedError
+from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
 from .model import MLP, N_CLASSES, N_INPUTS
 from .optim import LRSchedule
 from .settings import TrainSettings
@@ -181,14 +182,31 @@ def _as_data(data: Any) -> MnistData:
     if isinstance(data, MnistData):
         return data
     if isinstance(data, tuple) and len(data) == 4:
-        # Sizes from the data: the images' pixels and the classes the labels number.
-        width, classes = pixel_width(data[0]), class_count(data[1], data[3])
+        # Sizes from the data: the images' pixels and the classes of the labels.
+        width = pixel_width(data[0])
         x_train, x_test = as_pixels(data[0], width), as_pixels(data[2], width)
-        return MnistData(x_train, as_labels(data[1], len(x_train), classes), x_test,
-                         as_labels(data[3], len(x_test), classes), "arrays given to train()",
-                         False)
+        classes, y_train, y_test = _class_numbers(data[1], len(x_train), data[3], len(x_test))
+        return MnistData(x_train, y_train, x_test, y_test, "arrays given to train()", False,
+                         classes=classes)
     raise ConfigError("data must be a folder path, an MnistData, or a tuple "
                       f"(x_train, y_train, x_test, y_test); got {type(data).__name__}")
+
+
+def _class_numbers(y_train: Any, n_train: int, y_test: Any,
+                   n_test: int) -> tuple[tuple[Any, ...] | None, Any, Any]:
+    """``(classes, train codes, test codes)``: labels that are already class numbers 0, 1, 2...
+    are kept (classes None); others (strings, say) become the numbers of their sorted classes."""
+    train, test = np.asarray(y_train), np.asarray(y_test)
+    if train.dtype.kind in "iu" and test.dtype.kind in "iu" and min(
+            train.min(initial=0), test.min(initial=0)) >= 0:
+        count = class_count(train, test)
+        return None, as_labels(train, n_train, count), as_labels(test, n_test, count)
+    for labels, n in ((train, n_train), (test, n_test)):
+        if labels.shape != (n,):
+            raise DataError(f"labels must have shape ({n},), one per image; got shape "
+                            f"{labels.shape}")
+    classes, codes = encode_labels(np.concatenate([train, test]))
+    return tuple(classes.tolist()), codes[:n_train], codes[n_train:]
 
 
 def _resumed_settings(settings: TrainSettings | None, options: dict[str, Any],
@@ -296,10 +314,11 @@ class _Session:
         """Refuse a run folder for data its report cannot draw yet (before anything is
         written): the report shows 28x28 images in 10 classes."""
         sizes = self.trainer.model.layer_sizes
-        if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES):
-            raise ConfigError(f"a run folder's report draws 28x28 images of 10 classes, and this "
-                              f"data has {sizes[0]} inputs and {sizes[-1]} classes; give out a "
-                              f"model file path ending in .npz instead")
+        if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES) or self.trainer.model.classes:
+            raise ConfigError(f"a run folder's report draws 28x28 images of 10 classes numbered "
+                              f"0-9, and this data has {sizes[0]} inputs and {sizes[-1]} "
+                              f"classes{' with labels' * bool(self.trainer.model.classes)}; "
+                              f"give out a model file path ending in .npz instead")
 
     def _fingerprint(self) -> dict[str, int]:
         m = self.mnist

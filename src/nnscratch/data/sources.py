@@ -31,7 +31,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -89,6 +89,9 @@ class MnistData:
     location: Path | None = None
     #: The name of the data set (see :mod:`nnscratch.data.datasets`): a run folder records it.
     dataset: str = DEFAULT_DATASET
+    #: The labels the class numbers in ``y_train`` and ``y_test`` stand for, when they are not
+    #: the numbers themselves (strings, say): the model keeps them and predicts them.
+    classes: tuple[Any, ...] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
