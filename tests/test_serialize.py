@@ -415,3 +415,19 @@ def test_classes_in_a_version_1_file_are_refused(tmp_path):
     np.savez(bad, **members)
     with pytest.raises(ModelFileError, match="format_version 1 does not have"):
         read_model_file(bad)
+
+
+@pytest.mark.parametrize("inputs,words", [
+    ({"scaling": "minmax"}, "standardization"),
+    ({"scaling": "standardize", "mean": [0.0] * 784}, "scale must be 784 finite numbers"),
+    ({"scaling": "standardize", "mean": [0.0] * 3, "scale": [1.0] * 784}, "mean must be 784"),
+    ({"scaling": "standardize", "mean": [0.0] * 784, "scale": [0.0] * 784}, "above 0"),
+    ({"scaling": "none", "mean": [0.0]}, "standardization"),
+    ([1, 2], "standardization"),
+])
+def test_a_model_files_input_scaling_is_checked(tmp_path, inputs, words):
+    params = MLP((4,), seed=0).params()
+    metadata = {"layer_sizes": [784, 4, 10], "dtype": "float32", "activation": "relu",
+                "inputs": inputs}
+    with pytest.raises(ModelFileError, match=words):
+        write_model_file(tmp_path / "m.npz", params, metadata)

@@ -214,3 +214,56 @@ def test_labels_of_any_kind_are_the_models_classes(tmp_path):
 def test_impossible_classes_are_refused(classes):
     with pytest.raises(ConfigError, match="classes must be"):
         nnscratch.MLP((4,), n_inputs=8, classes=classes)
+
+
+def _measurements(path, n=600, seed=0):
+    """A CSV of three features on very different scales and a string label column."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    names = np.array(["setosa", "versicolor", "virginica"])
+    x = np.c_[1000 + 50 * y + rng.normal(0, 20, n), 0.01 * y + rng.normal(0, 0.004, n),
+              rng.normal(0, 1, n)]
+    lines = ["width,height,noise,species"] + [
+        ",".join(f"{v:.6f}" for v in row) + f",{label}" for row, label in zip(x, names[y])]
+    path.write_text("\n".join(lines) + "\n")
+    return x, names[y]
+
+
+def test_a_table_trains_with_standardized_features_kept_in_the_model(tmp_path):
+    """A table with string labels and features thousands of times apart in scale: the
+    features are standardized with the training rows' mean and spread, the model file keeps
+    that and the classes, and the loaded model predicts the strings from raw rows."""
+    from nnscratch.data.tables import read_table
+
+    x, labels = _measurements(tmp_path / "m.csv")
+    result = small_run(read_table(tmp_path / "m.csv"), hidden=(16,), epochs=20, lr=0.05)
+    assert "species" in result.data_source and "held out" in result.data_source
+    model = result.model
+    assert model.layer_sizes == (3, 16, 3) and model.classes == ("setosa", "versicolor",
+                                                                "virginica")
+    assert model.inputs["scaling"] == "standardize" and 1000 < model.inputs["mean"][0] < 1100
+    assert result.test_accuracy > 0.9
+    loaded = nnscratch.load_model(result.save(tmp_path / "m.npz"))
+    assert loaded.metadata["format_version"] == 2 and loaded.inputs == model.inputs
+    assert (loaded.predict(x) == labels).mean() > 0.9
+    with pytest.raises(nnscratch.DataError, match="features must be rows of 3 numbers"):
+        loaded.predict(np.zeros((2, 4)))
+    with pytest.raises(nnscratch.DataError, match=r"finite; got nan in row 1, column 2"):
+        loaded.predict([[1, 2, 3], [1, 2, np.nan]])
+
+
+def test_scaling_chooses_how_inputs_are_prepared(tmp_path):
+    x, labels = _measurements(tmp_path / "m.csv")
+    data = (x[:500], labels[:500], x[500:], labels[500:])
+    auto = small_run(data, epochs=1)
+    assert auto.model.inputs["scaling"] == "standardize"  # floats: standardized by default
+    kept = small_run(data, epochs=1, lr=1e-7, scaling="none")
+    assert kept.model.inputs == {"scaling": "none"}
+    with pytest.raises(nnscratch.DataError, match=r"scaled to \[0, 1\]"):
+        small_run(data, scaling="pixels")  # floats far outside [0, 1] are no pixels
+    pixels = np.random.default_rng(0).integers(0, 256, (60, 16), dtype=np.uint8)
+    as_pixels = small_run((pixels, np.arange(60) % 2, pixels, np.arange(60) % 2), epochs=1)
+    assert as_pixels.model.inputs is None  # integers: pixels, divided by 255, by default
+    standardized = small_run((pixels, np.arange(60) % 2, pixels, np.arange(60) % 2), epochs=1,
+                             scaling="standardize")
+    assert standardized.model.inputs["scaling"] == "standardize"

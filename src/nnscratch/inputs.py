@@ -25,6 +25,9 @@ __all__ = [
     "class_count",
     "label_codes",
     "class_labels",
+    "as_features",
+    "fit_scaling",
+    "scaled_features",
     "first_bad_label",
     "first_bad_pixel",
 ]
@@ -177,3 +180,42 @@ def label_codes(y: ArrayLike, n: int, classes: tuple[object, ...]) -> np.ndarray
 def class_labels(codes: np.ndarray, classes: tuple[object, ...]) -> np.ndarray:
     """The labels of class numbers ``codes``: a host array of strings or integers."""
     return np.asarray(classes)[codes]
+
+
+def as_features(x: ArrayLike, width: int) -> np.ndarray:
+    """Check numeric features a user gives the model: (n, width) rows or one row of ``width``
+    finite numbers; returned as float64 rows."""
+    arr = _as_array(x, "features")
+    if arr.dtype.kind not in "iuf":
+        raise DataError(f"features must be numbers; got dtype {arr.dtype}")
+    if arr.shape == (width,):
+        arr = arr.reshape(1, width)
+    if arr.ndim != 2 or arr.shape[1] != width or arr.shape[0] == 0:
+        raise DataError(f"features must be rows of {width} numbers; got shape {arr.shape}")
+    rows = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(rows))
+    if len(bad):
+        raise DataError(f"features must be finite; got {rows[tuple(bad[0])]} in row "
+                        f"{bad[0][0]}, column {bad[0][1]}")
+    return rows
+
+
+def fit_scaling(features: np.ndarray, scaling: str) -> dict[str, object]:
+    """What a model keeps to prepare features like its training set's ``features``: for
+    ``"standardize"`` each column's mean and spread (a constant column keeps spread 1, so it
+    becomes 0 rather than a division by zero); for ``"none"``, nothing."""
+    if scaling == "none":
+        return {"scaling": "none"}
+    spread = features.std(axis=0)
+    spread[spread == 0] = 1.0
+    return {"scaling": "standardize", "mean": features.mean(axis=0).tolist(),
+            "scale": spread.tolist()}
+
+
+def scaled_features(x: ArrayLike, inputs: dict[str, object], width: int) -> np.ndarray:
+    """Features ``x`` prepared as described by ``inputs`` (from :func:`fit_scaling`)."""
+    rows = as_features(x, width)
+    if inputs["scaling"] == "standardize":
+        rows -= np.asarray(inputs["mean"])
+        rows /= np.asarray(inputs["scale"])
+    return rows

@@ -25,7 +25,7 @@ from typing import Any
 from . import rng as _rng
 from .backend import Backend
 from .errors import ConfigError
-from .inputs import as_labels, as_pixels, class_labels, label_codes
+from .inputs import as_labels, as_pixels, class_labels, label_codes, scaled_features
 from .registry import get_backend
 from .settings import DTYPE, DTYPES, LAYER_SIZES, POSITIVE_INT, Rule
 
@@ -89,6 +89,9 @@ class MLP:
             n_classes = len(classes)
         self.layer_sizes = _layer_sizes(n_inputs, hidden, n_classes)
         self.classes = _check_classes(classes, n_classes)
+        #: How inputs are prepared: None for pixels (divided by 255); for features, what
+        #: :func:`nnscratch.inputs.fit_scaling` fitted on the training set.
+        self.inputs: dict[str, Any] | None = None
         self.dtype = _check_dtype(dtype)
         self.backend = get_backend(backend)
         generator = seed if hasattr(seed, "bit_generator") else _rng.generators(seed)[0]
@@ -105,6 +108,7 @@ class MLP:
         model = cls.__new__(cls)
         model.layer_sizes = _layer_sizes(params["W1"].shape[0], sizes[:-1], sizes[-1])
         model.classes = _check_classes(classes, sizes[-1])
+        model.inputs = None
         model.dtype = _check_dtype(dtype or str(params["W1"].dtype))
         model.backend = get_backend(backend)
         model.set_params(params)
@@ -195,6 +199,9 @@ class MLP:
     # --- working with host arrays --------------------------------------------------------------
 
     def _inputs(self, x: Any) -> Any:
+        if self.inputs is not None:  # features, prepared as the training set's were
+            features = scaled_features(x, self.inputs, self.layer_sizes[0])
+            return self.backend.asarray(features, dtype=self.dtype)
         # read only: no copy on the CPU
         pixels = self.backend.asarray(as_pixels(x, self.layer_sizes[0]), copy=False)
         return self.backend.pixels_to_float(pixels, self.dtype)
@@ -249,8 +256,11 @@ class MLP:
         info = {**self.metadata, **metadata, "layer_sizes": list(self.layer_sizes),
                 "dtype": self.dtype, "activation": "relu", "backend": self.backend.name}
         info.pop("classes", None)
+        info.pop("inputs", None)
         if self.classes is not None:
             info["classes"] = list(self.classes)
+        if self.inputs is not None:
+            info["inputs"] = self.inputs
         return write_model_file(path, self.params(), info)
 
 
@@ -265,5 +275,6 @@ def load_model(path: str | os.PathLike, backend: str | Backend | None = None) ->
     params, metadata = read_model_file(path)
     model = MLP.from_params(params, backend=backend, dtype=metadata["dtype"],
                             classes=metadata.get("classes"))
+    model.inputs = metadata.get("inputs")
     model.metadata = metadata
     return model

@@ -13,6 +13,7 @@ one, never half of either. ``atomic_file`` and ``json_text`` are importable from
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -40,8 +41,9 @@ __all__ = [
 
 FORMAT = "nnscratch-mlp"
 #: The newest format this nnscratch reads and writes. Version 2 adds ``classes``, the labels of
-#: the output units, for models whose classes are not simply 0, 1, 2...; a model without them is
-#: still written as version 1, so that every nnscratch reads it.
+#: the output units, for models whose classes are not simply 0, 1, 2..., and ``inputs``, how
+#: features are prepared (a standardization fitted on the training set); a model without either
+#: is still written as version 1, so that every nnscratch reads it.
 FORMAT_VERSION = 2
 
 METADATA_KEY = "__metadata__"
@@ -92,7 +94,26 @@ def _check_metadata(metadata: Mapping[str, Any]) -> list[int]:
                        f"{', '.join(ACTIVATIONS)}")
     if "classes" in metadata:
         _check_classes(metadata["classes"], sizes[-1], metadata["format_version"])
+    if "inputs" in metadata:
+        _check_inputs(metadata["inputs"], sizes[0], metadata["format_version"])
     return sizes
+
+
+def _check_inputs(inputs: Any, width: int, version: int) -> None:
+    if version < 2:
+        raise _Invalid(f"it has inputs, which format_version {version} does not have")
+    scaling = inputs.get("scaling") if isinstance(inputs, dict) else None
+    if scaling == "none" and len(inputs) == 1:
+        return
+    if scaling != "standardize":
+        raise _Invalid("its inputs must be {\"scaling\": \"none\"} or a standardization")
+    for key, low in (("mean", -math.inf), ("scale", 0.0)):
+        values = inputs.get(key)
+        if not (isinstance(values, list) and len(values) == width and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and v > low for v in values)):
+            raise _Invalid(f"its inputs' {key} must be {width} finite numbers"
+                           + (" above 0" if low == 0 else ""))
 
 
 def _check_classes(classes: Any, outputs: int, version: int) -> None:
@@ -107,7 +128,7 @@ def _check_classes(classes: Any, outputs: int, version: int) -> None:
 
 def format_version_for(metadata: Mapping[str, Any]) -> int:
     """The format version a model with ``metadata`` is written in: the oldest that holds it."""
-    return 2 if "classes" in metadata else 1
+    return 2 if "classes" in metadata or "inputs" in metadata else 1
 
 
 def _expected_shapes(sizes: list[int]) -> dict[str, tuple[int, ...]]:

@@ -26,7 +26,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["TrainSettings", "SettingsError", "Rule", "DTYPES", "INIT_SCHEMES", "OPTIMIZERS",
-           "SCHEDULES", "STEP_SETTINGS", "POSITIVE", "POSITIVE_INT", "NON_NEGATIVE_INT",
+           "SCHEDULES", "SCALINGS", "STEP_SETTINGS", "POSITIVE", "POSITIVE_INT", "NON_NEGATIVE_INT",
            "NON_NEGATIVE", "FRACTION", "FACTOR", "LEARNING_RATE", "LAYER_SIZES", "DTYPE",
            "SCHEDULE", "FLAG", "EPOCHS_OR_NONE", "check_optimizer_combination", "check_lr_min"]
 
@@ -34,6 +34,7 @@ DTYPES = ("float32", "float64")
 INIT_SCHEMES = ("he", "xavier", "seed")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "cosine")  # or None: a constant learning rate
+SCALINGS = ("auto", "pixels", "standardize", "none")
 
 
 class SettingsError(ConfigError):
@@ -212,6 +213,10 @@ class TrainSettings:
         None, EPOCHS_OR_NONE,
         "with --validation, stop after N epochs without a better validation loss",
         metavar="N", shown="train all --epochs")
+    scaling: str = _setting(
+        "auto", _choice(SCALINGS), "how inputs are prepared: pixels (0-255, divided by 255), "
+        "standardize (each feature by the training set's mean and spread, kept in the model), "
+        "none (as given), or auto: pixels for integer data, standardize for floats")
     backend: str | None = _setting(
         None, BACKEND_NAME, "array backend (see 'nnscratch backends')", metavar="NAME",
         shown="$NNSCRATCH_BACKEND or numpy")

@@ -89,6 +89,7 @@ class Trainer:
                          n_inputs=data.x_train.shape[1],
                          n_classes=class_count(data.y_train, data.y_test),
                          classes=getattr(data, "classes", None))
+        self.model.inputs = getattr(data, "inputs", None)
         self._place_data(data, s)
 
     def _place_data(self, data: MnistData, s: TrainSettings) -> None:

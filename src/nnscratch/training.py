@@ -5,6 +5,7 @@ Ctrl-C and divergence."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import math
 import os
@@ -24,8 +25,9 @@ from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
-from .data.tables import encode_labels
-from .inputs import as_labels, as_pixels, class_count, pixel_width
+from .data.tables import Table, encode_labels, split_table
+from .inputs import (as_features, as_labels, as_pixels, class_count, fit_scaling,
+                     pixel_width, scaled_features)
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
 from .model import MLP, N_CLASSES, N_INPUTS
 from .optim import LRSchedule
@@ -143,7 +145,8 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
             data = load_dataset(config.get("dataset", "mnist"), config.get("data"))
     else:
         run_settings = settings_from(settings, options)
-    session = _Session(_as_data(data), run_settings, backend, make_callbacks(progress, callback))
+    session = _Session(_as_data(data, run_settings.scaling), run_settings, backend,
+                       make_callbacks(progress, callback))
     if resume is not None:
         session.resume(folder, config)
     elif out is not None and not runs.is_model_path(out):
@@ -174,22 +177,58 @@ def _signature_with_settings() -> inspect.Signature:
 train.__signature__ = _signature_with_settings()  # type: ignore[attr-defined]
 
 
-def _as_data(data: Any) -> MnistData:
-    """Accept a path (or None: the default resolution order), an MnistData, or a tuple
-    ``(x_train, y_train, x_test, y_test)`` of host arrays."""
+def _as_data(data: Any, scaling: str) -> MnistData:
+    """Accept a path (or None: the default resolution order), an MnistData, a
+    :class:`~nnscratch.data.tables.Table` (a test set is held out of it), or a tuple
+    ``(x_train, y_train, x_test, y_test)`` of host arrays; prepare its inputs as ``scaling``
+    says (see :class:`~nnscratch.TrainSettings`)."""
     if data is None or isinstance(data, (str, os.PathLike)):
-        return load_mnist(data)
+        data = load_mnist(data)
+    if isinstance(data, Table):
+        data = _held_out(data)
     if isinstance(data, MnistData):
-        return data
+        return _prepared(data, scaling)
     if isinstance(data, tuple) and len(data) == 4:
-        # Sizes from the data: the images' pixels and the classes of the labels.
+        # Sizes from the data: the inputs' width and the classes of the labels.
         width = pixel_width(data[0])
-        x_train, x_test = as_pixels(data[0], width), as_pixels(data[2], width)
+        read = as_pixels if _uses_pixels(data[0], scaling) else as_features
+        x_train, x_test = read(data[0], width), read(data[2], width)
         classes, y_train, y_test = _class_numbers(data[1], len(x_train), data[3], len(x_test))
-        return MnistData(x_train, y_train, x_test, y_test, "arrays given to train()", False,
-                         classes=classes)
-    raise ConfigError("data must be a folder path, an MnistData, or a tuple "
+        return _prepared(MnistData(x_train, y_train, x_test, y_test, "arrays given to train()",
+                                   False, classes=classes), scaling)
+    raise ConfigError("data must be a folder path, an MnistData, a Table, or a tuple "
                       f"(x_train, y_train, x_test, y_test); got {type(data).__name__}")
+
+
+def _uses_pixels(x: Any, scaling: str) -> bool:
+    return scaling == "pixels" or (scaling == "auto" and np.asarray(x).dtype.kind in "iu")
+
+
+def _held_out(table: Table) -> MnistData:
+    """A table's rows with a stratified, seeded test set held out; the classes are its sorted
+    labels (kept as the model's classes unless they are 0, 1, 2... themselves)."""
+    split = split_table(table)
+    classes = tuple(split.classes.tolist())
+    named = None if classes == tuple(range(len(classes))) else classes
+    return MnistData(split.x_train, split.y_train, split.x_test, split.y_test,
+                     f"{table.describe()}; {split.note}", False, table.source, classes=named)
+
+
+def _prepared(data: MnistData, scaling: str) -> MnistData:
+    """``data`` with its inputs prepared: pixels stay as they are (the backend divides them by
+    255); features are scaled as fitted on the training set, which the model will keep."""
+    width = data.x_train.shape[1]
+    if _uses_pixels(data.x_train, scaling):
+        if data.x_train.dtype == np.uint8:
+            return data
+        return dataclasses.replace(data, x_train=as_pixels(data.x_train, width),
+                                   x_test=as_pixels(data.x_test, width))
+    inputs = fit_scaling(np.asarray(data.x_train, dtype=np.float64),
+                         "none" if scaling == "none" else "standardize")
+    width = data.x_train.shape[1]
+    return dataclasses.replace(data, x_train=scaled_features(data.x_train, inputs, width),
+                               x_test=scaled_features(data.x_test, inputs, width),
+                               inputs=inputs)
 
 
 def _class_numbers(y_train: Any, n_train: int, y_test: Any,
@@ -314,10 +353,12 @@ class _Session:
         """Refuse a run folder for data its report cannot draw yet (before anything is
         written): the report shows 28x28 images in 10 classes."""
         sizes = self.trainer.model.layer_sizes
-        if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES) or self.trainer.model.classes:
+        model = self.trainer.model
+        if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES) or model.classes or model.inputs:
             raise ConfigError(f"a run folder's report draws 28x28 images of 10 classes numbered "
                               f"0-9, and this data has {sizes[0]} inputs and {sizes[-1]} "
-                              f"classes{' with labels' * bool(self.trainer.model.classes)}; "
+                              f"classes{' with labels' * bool(model.classes)}"
+                              f"{' of scaled features' * bool(model.inputs)}; "
                               f"give out a model file path ending in .npz instead")
 
     def _fingerprint(self) -> dict[str, int]:

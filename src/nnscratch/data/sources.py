@@ -92,6 +92,9 @@ class MnistData:
     #: The labels the class numbers in ``y_train`` and ``y_test`` stand for, when they are not
     #: the numbers themselves (strings, say): the model keeps them and predicts them.
     classes: tuple[Any, ...] | None = None
+    #: None for pixels (uint8, divided by 255 on the backend); for features already prepared,
+    #: how (see :func:`nnscratch.inputs.fit_scaling`): the model keeps it for new inputs.
+    inputs: dict[str, Any] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
