@@ -101,6 +101,20 @@ def _train_data(args: argparse.Namespace) -> tuple[str, str | None]:
     return recorded, args.data or config.get("data")
 
 
+def _table_data(args: argparse.Namespace) -> Any:
+    """The data of a table (see nnscratch.data.tables), when --data is one: a CSV file with a
+    header that is not MNIST's, or any CSV given with --label-column; else None."""
+    from .data.tables import held_out_data, looks_like_table, read_table
+
+    if args.label_column is not None and (args.data is None or args.resume):
+        raise NNScratchError("--label-column needs --data naming a CSV table (and no --resume)")
+    path = None if args.resume or args.data is None else Path(args.data)
+    if path is None or not path.is_file() or (args.label_column is None
+                                              and not looks_like_table(path)):
+        return None
+    return held_out_data(read_table(path, label_column=args.label_column))
+
+
 def _train_target(args: argparse.Namespace) -> str | None:
     """Where the run writes (None when resuming: it stays in its folder), checked up front."""
     from .runs import check_model_target, is_model_path
@@ -134,7 +148,7 @@ def _run_train(args: argparse.Namespace) -> int:
         TrainSettings(**options)  # an impossible combination fails before the data is read
     if backend is not None or not args.resume:
         get_backend(backend)  # an unknown or unavailable backend fails before the data loads
-    mnist = load_dataset(*_train_data(args))
+    mnist = _table_data(args) or load_dataset(*_train_data(args))
     print(f"data: {mnist.source}", flush=True)
     printer = None if args.quiet else ProgressPrinter(sys.stdout, every=args.log_every)
     try:
@@ -297,7 +311,13 @@ BACKEND_HELP = _setting_help("backend")
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "train", _run_train, help="train a model and write it to a file")
-    p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    p.add_argument("--data", metavar="PATH", help=DATA_HELP + "; or a CSV table: a header, "
+                   "numeric feature columns and a label column (see --label-column)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="read --data as a table whose labels are in column NAME (a table's "
+                        "default: a column named label, class, target or y, else the last "
+                        "one); one row in seven is held out as the test set, stratified by "
+                        "class")
     _add_dataset(p, None, DATASET_HELP + "; for --resume, the run's")
     _add_settings(p, TrainSettings.names())
     p.add_argument("--out", default=None, metavar="PATH",

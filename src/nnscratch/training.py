@@ -25,7 +25,7 @@ from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
-from .data.tables import Table, encode_labels, split_table
+from .data.tables import Table, encode_labels, held_out_data
 from .inputs import (as_features, as_labels, as_pixels, class_count, fit_scaling,
                      pixel_width, scaled_features)
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
@@ -185,7 +185,7 @@ def _as_data(data: Any, scaling: str) -> MnistData:
     if data is None or isinstance(data, (str, os.PathLike)):
         data = load_mnist(data)
     if isinstance(data, Table):
-        data = _held_out(data)
+        data = held_out_data(data)
     if isinstance(data, MnistData):
         return _prepared(data, scaling)
     if isinstance(data, tuple) and len(data) == 4:
@@ -202,16 +202,6 @@ def _as_data(data: Any, scaling: str) -> MnistData:
 
 def _uses_pixels(x: Any, scaling: str) -> bool:
     return scaling == "pixels" or (scaling == "auto" and np.asarray(x).dtype.kind in "iu")
-
-
-def _held_out(table: Table) -> MnistData:
-    """A table's rows with a stratified, seeded test set held out; the classes are its sorted
-    labels (kept as the model's classes unless they are 0, 1, 2... themselves)."""
-    split = split_table(table)
-    classes = tuple(split.classes.tolist())
-    named = None if classes == tuple(range(len(classes))) else classes
-    return MnistData(split.x_train, split.y_train, split.x_test, split.y_test,
-                     f"{table.describe()}; {split.note}", False, table.source, classes=named)
 
 
 def _prepared(data: MnistData, scaling: str) -> MnistData:
@@ -355,11 +345,13 @@ class _Session:
         sizes = self.trainer.model.layer_sizes
         model = self.trainer.model
         if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES) or model.classes or model.inputs:
+            extras = [what for what, present in (("labels for its classes", model.classes),
+                                                  ("scaled features", model.inputs)) if present]
+            has = f"{sizes[0]} inputs and {sizes[-1]} classes" + (
+                f" (with {' and '.join(extras)})" if extras else "")
             raise ConfigError(f"a run folder's report draws 28x28 images of 10 classes numbered "
-                              f"0-9, and this data has {sizes[0]} inputs and {sizes[-1]} "
-                              f"classes{' with labels' * bool(model.classes)}"
-                              f"{' of scaled features' * bool(model.inputs)}; "
-                              f"give out a model file path ending in .npz instead")
+                              f"0-9, and this data has {has}; give out a model file path ending "
+                              f"in .npz instead")
 
     def _fingerprint(self) -> dict[str, int]:
         m = self.mnist

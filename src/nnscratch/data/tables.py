@@ -40,6 +40,8 @@ __all__ = [
     "table_from_arrays",
     "encode_labels",
     "split_table",
+    "held_out_data",
+    "looks_like_table",
 ]
 
 # Without label_column, the first header name found in this order (case-insensitive) is the label;
@@ -115,11 +117,14 @@ def read_table(path: str | os.PathLike, *, label_column: str | None = None) -> T
     return Table(features, labels, feature_names, names[label_at], rule, path)
 
 
+def _is_gzip(path: Path) -> bool:
+    with open_data(path, "a CSV", compressed=False) as stream:
+        return stream.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+
+
 def _read_bytes(path: Path) -> bytes:
     """The whole file, gunzipped if its first bytes say so; the parser needs it all anyway."""
-    with open_data(path, "a CSV", compressed=False) as stream:
-        compressed = stream.read(len(GZIP_MAGIC)) == GZIP_MAGIC
-    with open_data(path, "a CSV", compressed) as stream:
+    with open_data(path, "a CSV", _is_gzip(path)) as stream:
         raw = stream.read()
     if not raw.strip():
         raise DataError(f"{path} is empty: a table needs a header row and at least one data row")
@@ -479,3 +484,27 @@ def _require_two_of_each(classes: np.ndarray, codes: np.ndarray, what: str) -> N
         raise DataError(f"{what} has only one row of class {label}; holding out a test set needs "
                         f"at least two rows of each class{others}")
 
+
+
+def held_out_data(table: Table, fraction: float = 1 / 7, seed: int = 0) -> Any:
+    """The table as training data (a :class:`~nnscratch.data.MnistData` of float features):
+    :func:`split_table`'s stratified, seeded test set held out; the classes are the sorted
+    labels, kept as the data's ``classes`` unless they are 0, 1, 2... themselves."""
+    from .sources import MnistData
+
+    split = split_table(table, fraction, seed)
+    classes = tuple(split.classes.tolist())
+    named = None if classes == tuple(range(len(classes))) else classes
+    return MnistData(split.x_train, split.y_train, split.x_test, split.y_test,
+                     f"{table.describe()}; {split.note}", False, table.source, classes=named)
+
+
+def looks_like_table(path: str | os.PathLike) -> bool:
+    """Whether the CSV file at ``path`` is a table (a header row, then rows) rather than MNIST
+    in CSV (no header, or a header of ``label`` and 784 pixel columns): from its first line."""
+    path = Path(path)
+    with open_data(path, "a CSV", _is_gzip(path), text=True) as stream:
+        names = [name.strip().strip('"') for name in stream.readline().split(",")]
+    if not names[0] or _INTEGER.fullmatch(names[0]):
+        return False  # no header: MNIST's headerless CSV
+    return not (names[0].lower() == "label" and len(names) == 785)

@@ -1,0 +1,66 @@
+"""`nnscratch train --data TABLE.csv`: a CSV table from the command line, as a user runs it."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+import nnscratch
+from nnscratch.data.tables import looks_like_table
+
+from test_cli import assert_user_error, run
+from test_train import _measurements
+
+
+def test_a_csv_table_trains_from_the_command_line(tmp_path, clean_env):
+    x, labels = _measurements(tmp_path / "m.csv")
+    model = tmp_path / "m.npz"
+    proc = run(["train", "--data", str(tmp_path / "m.csv"), "--hidden", "16", "--epochs", "20",
+                "--lr", "0.05", "--out", str(model)], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "labels in 'species' (the last column)" in proc.stdout
+    assert "85 of its 600 rows (stratified by class, seed 0) were held out" in proc.stdout
+    loaded = nnscratch.load_model(model)
+    assert loaded.classes == ("setosa", "versicolor", "virginica")
+    assert (loaded.predict(x) == labels).mean() > 0.9  # raw rows in, the labels out
+
+
+def test_label_column_names_the_labels(tmp_path, clean_env):
+    path = tmp_path / "m.csv"
+    _measurements(path)
+    # the species as the first column: found by --label-column
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    path.write_text("\n".join(",".join([r[-1], *r[:-1]]) for r in rows) + "\n")
+    proc = run(["train", "--data", str(path), "--label-column", "species", "--epochs", "1",
+                "--out", str(tmp_path / "m.npz")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "labels in 'species'" in proc.stdout and "4 rows" not in proc.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--label-column", "nope"], ["has no column named 'nope'"]),
+    (["--out", "RUN"], ["run folder's report", "3 inputs and 3 classes"]),
+])
+def test_table_mistakes_are_one_line_and_write_nothing(tmp_path, clean_env, args, words):
+    _measurements(tmp_path / "m.csv")
+    args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
+    proc = run(["train", "--data", str(tmp_path / "m.csv"), *args], clean_env, cwd=tmp_path)
+    assert_user_error(proc, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_label_column_needs_a_table(clean_env):
+    assert_user_error(run(["train", "--label-column", "y"], clean_env),
+                      "--label-column needs --data")
+
+
+def test_mnist_csv_is_not_taken_for_a_table(tmp_path):
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    (tmp_path / "kaggle.csv").write_text(header + "\n" + "3," + ",".join(["0"] * 784) + "\n")
+    (tmp_path / "plain.csv").write_text("3," + ",".join(["0"] * 784) + "\n")
+    with gzip.open(tmp_path / "table.csv.gz", "wt") as f:
+        f.write("a,b,label\n1,2,x\n")
+    assert not looks_like_table(tmp_path / "kaggle.csv")
+    assert not looks_like_table(tmp_path / "plain.csv")
+    assert looks_like_table(tmp_path / "table.csv.gz")
