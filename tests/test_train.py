@@ -245,7 +245,9 @@ def test_a_table_trains_with_standardized_features_kept_in_the_model(tmp_path):
     assert result.test_accuracy > 0.9
     loaded = nnscratch.load_model(result.save(tmp_path / "m.npz"))
     assert loaded.metadata["format_version"] == 2 and loaded.inputs == model.inputs
+    kept = x.copy()
     assert (loaded.predict(x) == labels).mean() > 0.9
+    np.testing.assert_array_equal(x, kept)  # the user's rows are not scaled in place
     with pytest.raises(nnscratch.DataError, match="features must be rows of 3 numbers"):
         loaded.predict(np.zeros((2, 4)))
     with pytest.raises(nnscratch.DataError, match=r"finite; got nan in row 1, column 2"):
@@ -255,7 +257,9 @@ def test_a_table_trains_with_standardized_features_kept_in_the_model(tmp_path):
 def test_scaling_chooses_how_inputs_are_prepared(tmp_path):
     x, labels = _measurements(tmp_path / "m.csv")
     data = (x[:500], labels[:500], x[500:], labels[500:])
+    kept = x.copy()
     auto = small_run(data, epochs=1)
+    np.testing.assert_array_equal(x, kept)  # training on them left the user's arrays alone
     assert auto.model.inputs["scaling"] == "standardize"  # floats: standardized by default
     kept = small_run(data, epochs=1, lr=1e-7, scaling="none")
     assert kept.model.inputs == {"scaling": "none"}

@@ -184,7 +184,7 @@ def class_labels(codes: np.ndarray, classes: tuple[object, ...]) -> np.ndarray:
 
 def as_features(x: ArrayLike, width: int) -> np.ndarray:
     """Check numeric features a user gives the model: (n, width) rows or one row of ``width``
-    finite numbers; returned as float64 rows."""
+    finite numbers; returned as new float64 rows (never ``x`` itself)."""
     arr = _as_array(x, "features")
     if arr.dtype.kind not in "iuf":
         raise DataError(f"features must be numbers; got dtype {arr.dtype}")
@@ -192,7 +192,7 @@ def as_features(x: ArrayLike, width: int) -> np.ndarray:
         arr = arr.reshape(1, width)
     if arr.ndim != 2 or arr.shape[1] != width or arr.shape[0] == 0:
         raise DataError(f"features must be rows of {width} numbers; got shape {arr.shape}")
-    rows = np.ascontiguousarray(arr, dtype=np.float64)
+    rows = np.array(arr, dtype=np.float64, order="C")  # a copy: scaling works in place on it
     bad = np.argwhere(~np.isfinite(rows))
     if len(bad):
         raise DataError(f"features must be finite; got {rows[tuple(bad[0])]} in row "

@@ -90,9 +90,12 @@ class Trainer:
                          n_classes=class_count(data.y_train, data.y_test),
                          classes=getattr(data, "classes", None))
         self.model.inputs = getattr(data, "inputs", None)
-        self._place_data(data, s)
+        self.place_data(data)
 
-    def _place_data(self, data: MnistData, s: TrainSettings) -> None:
+    def place_data(self, data: MnistData) -> None:
+        """Put ``data`` on the backend as the data to train on (the model, the optimiser and
+        the batch-order generator stay as they are: ``partial_fit`` trains on new data)."""
+        s = self.settings
         b, dtype = self.model.backend, s.dtype
         x_train, y_train = data.x_train, data.y_train
         self.x_val = self.y_val = None
