@@ -10,6 +10,7 @@ import nnscratch
 from nnscratch.data.tables import looks_like_table
 
 from test_cli import assert_user_error, run
+from test_tables import MALFORMED, SPLIT_MALFORMED, write
 from test_train import _measurements
 
 
@@ -64,3 +65,20 @@ def test_mnist_csv_is_not_taken_for_a_table(tmp_path):
     assert not looks_like_table(tmp_path / "kaggle.csv")
     assert not looks_like_table(tmp_path / "plain.csv")
     assert looks_like_table(tmp_path / "table.csv.gz")
+
+
+CASES = {**{name: (content, kwargs.get("label_column", "label"), words)
+            for name, (content, kwargs, words) in MALFORMED.items()},
+         **{name: (content, "label", words)
+            for name, (content, words) in SPLIT_MALFORMED.items()}}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_a_malformed_table_on_the_command_line_is_one_line_exit_2_and_writes_nothing(
+        tmp_path, clean_env, case):
+    content, label_column, words = CASES[case]
+    path = write(tmp_path / "broken.csv", content)
+    proc = run(["train", "--data", str(path), "--label-column", label_column], clean_env,
+               cwd=tmp_path)
+    assert_user_error(proc, str(path), *words)
+    assert [p.name for p in tmp_path.iterdir()] == ["broken.csv"]
