@@ -51,9 +51,29 @@ def test_table_mistakes_are_one_line_and_write_nothing(tmp_path, clean_env, args
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
 
 
-def test_label_column_needs_a_table(clean_env):
+def test_a_test_table_replaces_the_held_out_rows(tmp_path, clean_env):
+    _measurements(tmp_path / "m.csv")
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    (tmp_path / "train.csv").write_text("\n".join(lines[:451]) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join([lines[0], *lines[451:]]) + "\n")
+    (tmp_path / "other.csv").write_text("a,b,c,species\n1,2,3,setosa\n")
+    proc = run(["train", "--data", str(tmp_path / "train.csv"), "--test-data",
+                str(tmp_path / "test.csv"), "--hidden", "16", "--epochs", "20", "--lr", "0.05",
+                "--out", str(tmp_path / "m.npz")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "450 rows of 3 features" in proc.stdout and "tested on" in proc.stdout
+    assert "150 rows" in proc.stdout and "held out" not in proc.stdout
+    proc = run(["train", "--data", str(tmp_path / "train.csv"), "--test-data",
+                str(tmp_path / "other.csv")], clean_env)
+    assert_user_error(proc, "other.csv has the columns 'a', 'b', 'c', 'species'",
+                      "a test table needs the training table's columns")
+
+
+def test_label_column_and_test_data_need_a_table(clean_env):
     assert_user_error(run(["train", "--label-column", "y"], clean_env),
                       "--label-column needs --data")
+    assert_user_error(run(["train", "--test-data", "t.csv"], clean_env),
+                      "--test-data needs --data")
 
 
 def test_mnist_csv_is_not_taken_for_a_table(tmp_path):

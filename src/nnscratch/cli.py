@@ -104,15 +104,23 @@ def _train_data(args: argparse.Namespace) -> tuple[str, str | None]:
 def _table_data(args: argparse.Namespace) -> Any:
     """The data of a table (see nnscratch.data.tables), when --data is one: a CSV file with a
     header that is not MNIST's, or any CSV given with --label-column; else None."""
-    from .data.tables import held_out_data, looks_like_table, read_table
+    from .data.tables import held_out_data, looks_like_table, paired_data, read_table
 
-    if args.label_column is not None and (args.data is None or args.resume):
-        raise NNScratchError("--label-column needs --data naming a CSV table (and no --resume)")
+    for option, value in (("--label-column", args.label_column), ("--test-data",
+                                                                  args.test_data)):
+        if value is not None and (args.data is None or args.resume):
+            raise NNScratchError(f"{option} needs --data naming a CSV table (and no --resume)")
     path = None if args.resume or args.data is None else Path(args.data)
     if path is None or not path.is_file() or (args.label_column is None
                                               and not looks_like_table(path)):
+        if args.test_data is not None:
+            raise NNScratchError(f"--test-data goes with a CSV table as --data; {args.data} "
+                                 f"is not one (give --label-column if it is)")
         return None
-    return held_out_data(read_table(path, label_column=args.label_column))
+    table = read_table(path, label_column=args.label_column)
+    if args.test_data is None:
+        return held_out_data(table)
+    return paired_data(table, read_table(args.test_data, label_column=table.label_column))
 
 
 def _train_target(args: argparse.Namespace) -> str | None:
@@ -317,7 +325,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                    help="read --data as a table whose labels are in column NAME (a table's "
                         "default: a column named label, class, target or y, else the last "
                         "one); one row in seven is held out as the test set, stratified by "
-                        "class")
+                        "class, unless --test-data gives one")
+    p.add_argument("--test-data", metavar="PATH",
+                   help="with a table as --data: a CSV table with the same columns to test on "
+                        "(instead of holding rows out)")
     _add_dataset(p, None, DATASET_HELP + "; for --resume, the run's")
     _add_settings(p, TrainSettings.names())
     p.add_argument("--out", default=None, metavar="PATH",

@@ -41,6 +41,7 @@ __all__ = [
     "encode_labels",
     "split_table",
     "held_out_data",
+    "paired_data",
     "looks_like_table",
 ]
 
@@ -497,6 +498,28 @@ def held_out_data(table: Table, fraction: float = 1 / 7, seed: int = 0) -> Any:
     named = None if classes == tuple(range(len(classes))) else classes
     return MnistData(split.x_train, split.y_train, split.x_test, split.y_test,
                      f"{table.describe()}; {split.note}", False, table.source, classes=named)
+
+
+def paired_data(train: Table, test: Table) -> Any:
+    """A training table and a test table with the same columns as training data (see
+    :func:`held_out_data`); the classes are the sorted labels of both."""
+    from .sources import MnistData
+
+    if (train.feature_names, train.label_column) != (test.feature_names, test.label_column):
+        raise DataError(f"{test.source} has the columns {_names(test)}, but {train.source} has "
+                        f"{_names(train)}; a test table needs the training table's columns")
+    classes, codes = encode_labels(np.concatenate([train.labels, test.labels]),
+                                   source=train.source)
+    named = None if classes.tolist() == list(range(len(classes))) else tuple(classes.tolist())
+    n = train.n_rows
+    return MnistData(train.features, codes[:n], test.features, codes[n:],
+                     f"{train.describe()}; tested on {test.describe()}", False, train.source,
+                     classes=named)
+
+
+def _names(table: Table) -> str:
+    shown = ", ".join(repr(name) for name in (*table.feature_names, table.label_column)[:6])
+    return shown + (", ..." if len(table.feature_names) > 5 else "")
 
 
 def looks_like_table(path: str | os.PathLike) -> bool:
