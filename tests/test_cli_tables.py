@@ -10,6 +10,7 @@ import nnscratch
 from nnscratch.data.tables import looks_like_table
 
 from test_cli import assert_user_error, run
+from test_cli_runs import interrupt
 from test_tables import MALFORMED, SPLIT_MALFORMED, write
 from test_train import _measurements
 
@@ -41,7 +42,6 @@ def test_label_column_names_the_labels(tmp_path, clean_env):
 
 @pytest.mark.parametrize("args,words", [
     (["--label-column", "nope"], ["has no column named 'nope'"]),
-    (["--out", "RUN"], ["run folder's report", "3 inputs and 3 classes"]),
 ])
 def test_table_mistakes_are_one_line_and_write_nothing(tmp_path, clean_env, args, words):
     _measurements(tmp_path / "m.csv")
@@ -69,9 +69,33 @@ def test_a_test_table_replaces_the_held_out_rows(tmp_path, clean_env):
                       "a test table needs the training table's columns")
 
 
+def test_a_table_run_folder_reports_per_class_and_resumes_bit_for_bit(tmp_path, clean_env):
+    """A run folder of a table: the report has no pictures of inputs but a table per class; a
+    run stopped by Ctrl-C resumes from the command line, reading the table as the first time,
+    to the parameters of the run that was not stopped."""
+    _measurements(tmp_path / "m.csv")
+    args = ["train", "--data", str(tmp_path / "m.csv"), "--hidden", "16", "--epochs", "40",
+            "--batch-size", "1", "--lr", "0.01"]
+    proc = run([*args, "--out", str(tmp_path / "whole")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "whole" / "report.html").read_text()
+    assert "<th>precision</th>" in page and "<tr><th>versicolor</th>" in page
+    assert "not the pixels of a square image" in page
+    code, _, err = interrupt([*args, "--out", str(tmp_path / "cut")], clean_env, "epoch  2/40")
+    assert code == 130, err
+    proc = run(["train", "--resume", str(tmp_path / "cut")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    whole, cut = (nnscratch.load_model(tmp_path / f / "model.npz") for f in ("whole", "cut"))
+    assert cut.classes == whole.classes == ("setosa", "versicolor", "virginica")
+    for name, value in whole.params().items():
+        assert (cut.params()[name] == value).all(), name
+    assert_user_error(run(["train", "--resume", str(tmp_path / "cut"), "--label-column", "x"],
+                          clean_env), "cannot be used with --resume")
+
+
 def test_label_column_and_test_data_need_a_table(clean_env):
     assert_user_error(run(["train", "--label-column", "y"], clean_env),
-                      "--label-column needs --data")
+                      "--label-column needs --data naming a CSV table")
     assert_user_error(run(["train", "--test-data", "t.csv"], clean_env),
                       "--test-data needs --data")
 

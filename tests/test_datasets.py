@@ -364,7 +364,7 @@ def test_the_report_figures_name_the_classes(fashion_run):
     assert [t.get_text() for t in axes.get_xticklabels()] == list(FASHION_CLASSES)
     assert [t.get_text() for t in axes.get_yticklabels()] == list(FASHION_CLASSES)
     assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted class", "true class")
-    report._mistakes(mistakes, predictions, FASHION_CLASSES)
+    report._mistakes(mistakes, predictions, FASHION_CLASSES, 28)
     texts = [t.get_text() for t in mistakes.axes[0].texts]
     assert texts == mistake_captions(predictions, FASHION_CLASSES)
     assert any(name in texts[0].split(" read as ")[0] for name in FASHION_CLASSES)

@@ -175,13 +175,21 @@ def test_two_classes_work_and_one_class_is_refused():
                    np.zeros(len(data.x_test), int)))
 
 
-def test_a_run_folder_is_refused_for_data_its_report_cannot_draw_yet(tmp_path):
+def test_a_run_folder_for_other_sizes_has_a_report_that_fits_them(tmp_path):
+    """8x8 images of 3 classes: the report draws 8x8 weights and mistakes, a 3x3 confusion
+    matrix, and precision and recall per class."""
     from nnscratch.testing import synthetic_data
 
     data = synthetic_data(64, 3)
-    with pytest.raises(ConfigError, match="64 inputs and 3 classes"):
-        small_run((data.x_train, data.y_train, data.x_test, data.y_test), out=tmp_path / "run")
-    assert not (tmp_path / "run").exists()
+    result = small_run((data.x_train, data.y_train, data.x_test, data.y_test), epochs=2,
+                       out=tmp_path / "run")
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<th>precision</th><th>recall</th>" in page and page.count("<tr><th>2</th>") >= 1
+    predictions = nnscratch.runs.read_predictions(tmp_path / "run")
+    right = (predictions["labels"] == predictions["predicted"]).mean()
+    assert right == pytest.approx(result.test_accuracy, abs=1e-12)
+    if nnscratch.report.plotting_available():  # (no mistakes.png: every test image is right)
+        assert {"weights.png", "confusion.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
 
 
 def test_labels_of_any_kind_are_the_models_classes(tmp_path):
@@ -203,9 +211,10 @@ def test_labels_of_any_kind_are_the_models_classes(tmp_path):
     with pytest.raises(nnscratch.DataError, match=r"the model's classes \('cat', 'dog', 'emu'\); "
                                                   r"got 'yak' at index 1"):
         loaded.evaluate(data.x_test[:2], ["cat", "yak"])
-    with pytest.raises(ConfigError, match=r"3 classes \(with labels for its classes\)"):
-        small_run((data.x_train, names[data.y_train], data.x_test, names[data.y_test]),
-                  out=tmp_path / "run")
+    small_run((data.x_train, names[data.y_train], data.x_test, names[data.y_test]),
+              out=tmp_path / "run")  # a run folder, its report naming the classes
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert all(f"<tr><th>{name}</th>" in page for name in ("cat", "dog", "emu"))
     mnist_like = nnscratch.MLP((4,), seed=0).save(tmp_path / "plain.npz")
     assert nnscratch.load_model(mnist_like).metadata["format_version"] == 1
 

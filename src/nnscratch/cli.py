@@ -103,14 +103,17 @@ def _train_data(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def _table_data(args: argparse.Namespace) -> Any:
     """The data of a table (see nnscratch.data.tables), when --data is one: a CSV file with a
-    header that is not MNIST's, or any CSV given with --label-column; else None."""
+    header that is not MNIST's, or any CSV given with --label-column; or, for --resume, when
+    the run recorded a table. Else None."""
     from .data.tables import held_out_data, looks_like_table, paired_data, read_table
 
+    if args.resume:
+        return _resumed_table(args)
     for option, value in (("--label-column", args.label_column), ("--test-data",
                                                                   args.test_data)):
-        if value is not None and (args.data is None or args.resume):
-            raise NNScratchError(f"{option} needs --data naming a CSV table (and no --resume)")
-    path = None if args.resume or args.data is None else Path(args.data)
+        if value is not None and args.data is None:
+            raise NNScratchError(f"{option} needs --data naming a CSV table")
+    path = None if args.data is None else Path(args.data)
     if path is None or not path.is_file() or (args.label_column is None
                                               and not looks_like_table(path)):
         if args.test_data is not None:
@@ -121,6 +124,25 @@ def _table_data(args: argparse.Namespace) -> Any:
     if args.test_data is None:
         return held_out_data(table)
     return paired_data(table, read_table(args.test_data, label_column=table.label_column))
+
+
+def _resumed_table(args: argparse.Namespace) -> Any:
+    """The table a resumed run was trained on, read as it was (its label column and test
+    table), from --data or the path it recorded; None for a run that was not on a table."""
+    from .data.tables import held_out_data, paired_data, read_table
+    from .runs import open_run_folder, read_config
+
+    if args.label_column is not None or args.test_data is not None:
+        raise NNScratchError("--label-column and --test-data cannot be used with --resume: a "
+                             "resumed run reads its table as it did the first time")
+    config = read_config(open_run_folder(args.resume))
+    table = config.get("table")
+    if not isinstance(table, dict):
+        return None
+    train = read_table(args.data or config.get("data"), label_column=table.get("label_column"))
+    if table.get("test_data") is None:
+        return held_out_data(train)
+    return paired_data(train, read_table(table["test_data"], label_column=train.label_column))
 
 
 def _train_target(args: argparse.Namespace) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -63,20 +64,30 @@ def build_report(run: str | os.PathLike) -> Report:
     config = runs.read_config(folder)
     metrics = runs.read_metrics(folder)
     predictions = runs.read_predictions(folder)
-    weights = _first_layer(folder)
-    classes = class_names(config)
-    pictures = (_draw(folder, metrics, predictions, weights, classes) if plotting_available()
-                else {})
-    page = _page(folder, config, metrics, predictions, weights, pictures, classes)
+    weights, model = _model_file(folder)
+    classes = class_names(config, model)
+    side = image_side(config, model)
+    pictures = (_draw(folder, metrics, predictions, weights, classes, side)
+                if plotting_available() else {})
+    page = _page(folder, config, metrics, predictions, weights, pictures, classes, side)
     path = runs.write_text(folder / runs.REPORT, page)
     return Report(path, tuple(folder / f"{name}.png" for name in pictures))
 
 
-def _first_layer(folder: Path) -> np.ndarray | None:
+def _model_file(folder: Path) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The first layer's weights and the metadata of the run's model (None, {} without one)."""
     if not (folder / runs.MODEL).exists():
-        return None
-    params, _ = read_model_file(folder / runs.MODEL)
-    return params["W1"]
+        return None, {}
+    params, metadata = read_model_file(folder / runs.MODEL)
+    return params["W1"], metadata
+
+
+def image_side(config: dict[str, Any], model: dict[str, Any]) -> int | None:
+    """The side of the run's square input images (28 for MNIST), or None when its inputs are
+    not pixels of a square image (features, or a width that is no square)."""
+    width = (config.get("layer_sizes") or [784])[0]
+    side = math.isqrt(width) if isinstance(width, int) and width > 0 else 0
+    return side if side * side == width and "inputs" not in model else None
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -86,12 +97,17 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 1
     return counts
 
 
-def class_names(config: dict[str, Any]) -> tuple[str, ...]:
-    """The names of the classes of the run's data set (config.json's "dataset"): "0"-"9" for
-    MNIST, for a run from before data sets had names, and for a name this nnscratch does not
-    know."""
+def class_names(config: dict[str, Any], model: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The names of the run's classes: the model's own labels when it has them (a table's,
+    say); else those of the run's data set (config.json's "dataset"); else the class numbers
+    ("0"-"9" for MNIST, and for a data set this nnscratch does not know)."""
+    if model and model.get("classes"):
+        return tuple(str(label) for label in model["classes"])
+    count = (config.get("layer_sizes") or [10])[-1]
     dataset = DATASETS.get(str(config.get("dataset", DEFAULT_DATASET)))
-    return (dataset or DATASETS[DEFAULT_DATASET]).classes
+    if dataset is not None and len(dataset.classes) == count:
+        return dataset.classes
+    return tuple(str(label) for label in range(count))
 
 
 def _named(classes: Sequence[str]) -> bool:
@@ -118,7 +134,8 @@ def mistake_captions(predictions: dict[str, Any], classes: Sequence[str],
 # --- figures (matplotlib) -------------------------------------------------------------------
 
 def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, Any] | None,
-          weights: np.ndarray | None, classes: Sequence[str]) -> dict[str, bytes]:
+          weights: np.ndarray | None, classes: Sequence[str],
+          side: int | None) -> dict[str, bytes]:
     """Each figure that the run's files allow, as PNG bytes, also written beside the page."""
     makers: dict[str, Callable[[Any], Any]] = {}
     if metrics:
@@ -126,9 +143,11 @@ def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, An
     if predictions is not None:
         makers["confusion"] = lambda fig: _confusion(fig, predictions, classes)
         if len(predictions["worst_index"]):
-            makers["mistakes"] = lambda fig: _mistakes(fig, predictions, classes)
+            if side is not None:
+                makers["mistakes"] = lambda fig: _mistakes(fig, predictions, classes, side)
     if weights is not None:
-        makers["weights"] = lambda fig: _weights(fig, weights)
+        if side is not None:
+            makers["weights"] = lambda fig: _weights(fig, weights, side)
     pictures = {}
     for name, make in makers.items():
         pictures[name] = _png(make)
@@ -185,7 +204,7 @@ def _curves(figure: Any, metrics: list[dict[str, Any]]) -> None:
 
 
 def _confusion(figure: Any, predictions: dict[str, Any], classes: Sequence[str]) -> None:
-    counts = confusion_matrix(predictions["labels"], predictions["predicted"])
+    counts = confusion_matrix(predictions["labels"], predictions["predicted"], len(classes))
     figure.set_size_inches(6.4, 5.6)
     axes = figure.subplots()
     # log scale: the diagonal holds ~1,000 per digit, the mistakes a handful; both must show
@@ -198,9 +217,9 @@ def _confusion(figure: Any, predictions: dict[str, Any], classes: Sequence[str])
     named = _named(classes)
     what = "class" if named else "digit"
     # names are long: slanted, so that "T-shirt/top" and "Trouser" do not overlap
-    axes.set_xticks(range(10), classes, rotation=45 if named else 0,
+    axes.set_xticks(range(len(classes)), classes, rotation=45 if named else 0,
                     ha="right" if named else "center")
-    axes.set_yticks(range(10), classes)
+    axes.set_yticks(range(len(classes)), classes)
     axes.set_xlabel(f"predicted {what}")
     axes.set_ylabel(f"true {what}")
     accuracy = np.trace(counts) / counts.sum()
@@ -210,23 +229,24 @@ def _confusion(figure: Any, predictions: dict[str, Any], classes: Sequence[str])
 
 
 def _mosaic(tiles: np.ndarray, columns: int, gap: int, fill: float) -> np.ndarray:
-    """(n, 28, 28) tiles laid out in rows of ``columns``, each followed by ``gap`` pixels of
+    """(n, side, side) tiles laid out in rows of ``columns``, each followed by ``gap`` pixels of
     ``fill`` (below: room for a caption): one image, drawn by one imshow, where a subplot per
     tile would take seconds."""
-    rows = -(-len(tiles) // columns)
-    step = 28 + gap
+    rows, side = -(-len(tiles) // columns), tiles.shape[1]
+    step = side + gap
     canvas = np.full((rows * step, columns * step - gap), fill, dtype=np.float64)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        canvas[r * step:r * step + 28, c * step:c * step + 28] = tile
+        canvas[r * step:r * step + side, c * step:c * step + side] = tile
     return canvas
 
 
-def _mistakes(figure: Any, predictions: dict[str, Any], classes: Sequence[str]) -> None:
+def _mistakes(figure: Any, predictions: dict[str, Any], classes: Sequence[str],
+              side: int) -> None:
     shown = min(len(predictions["worst_index"]), SHOWN_MISTAKES)
-    images = predictions["worst_images"][:shown].reshape(-1, 28, 28)
+    images = predictions["worst_images"][:shown].reshape(-1, side, side)
     captions = mistake_captions(predictions, classes, shown)
-    columns, gap = 8, 22  # the gap leaves room for each digit's caption
+    columns, gap = 8, round(22 * side / 28)  # the gap leaves room for each image's caption
     canvas = _mosaic(images, columns, gap, 0)
     figure.set_size_inches(12, 12 * canvas.shape[0] / canvas.shape[1] + 0.5)
     axes = figure.subplots()
@@ -234,16 +254,16 @@ def _mistakes(figure: Any, predictions: dict[str, Any], classes: Sequence[str]) 
     axes.set_axis_off()
     for i, caption in enumerate(captions):
         r, c = divmod(i, columns)
-        axes.text(c * (28 + gap) + 14, r * (28 + gap) + 28.5, caption, ha="center", va="top",
-                  fontsize=7 if _named(classes) else 8)
+        axes.text(c * (side + gap) + side / 2, r * (side + gap) + side + 0.5, caption,
+                  ha="center", va="top", fontsize=7 if _named(classes) else 8)
     what = ("images", "class") if _named(classes) else ("digits", "digit")
     axes.set_title(f"the test {what[0]} misclassified with the most confidence "
                    f"(true {what[1]}, prediction, probabilities)")
 
 
-def _weights(figure: Any, weights: np.ndarray) -> None:
+def _weights(figure: Any, weights: np.ndarray, side: int) -> None:
     shown = min(weights.shape[1], SHOWN_UNITS)
-    tiles = weights[:, :shown].T.reshape(-1, 28, 28)
+    tiles = weights[:, :shown].T.reshape(-1, side, side)
     # each unit on its own scale, so that units with small weights show their pattern too
     tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)
     canvas = _mosaic(tiles, min(shown, 16), 2, np.nan)
@@ -252,7 +272,7 @@ def _weights(figure: Any, weights: np.ndarray) -> None:
     axes.imshow(canvas, cmap="RdBu_r", vmin=-1, vmax=1)
     axes.set_axis_off()
     axes.set_title(f"first-layer weights of hidden units 1-{shown} of {weights.shape[1]} as "
-                   f"28x28 images, each on its own scale (red positive, blue negative)")
+                   f"{side}x{side} images, each on its own scale (red positive, blue negative)")
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -269,15 +289,17 @@ img { max-width: 100%; } .note { color: #8a5a00; } .muted { color: #666; }
 
 def _page(folder: Path, config: dict[str, Any], metrics: list[dict[str, Any]],
           predictions: dict[str, Any] | None, weights: np.ndarray | None,
-          pictures: dict[str, bytes], classes: Sequence[str]) -> str:
+          pictures: dict[str, bytes], classes: Sequence[str], side: int | None) -> str:
     finished = predictions is not None and weights is not None
     sections = [
         _section("Training curves", _picture(pictures, "curves", "training curves")
                  if metrics else _note("no epoch has finished yet")),
         _section("Confusion matrix on the test set",
                  _confusion_part(predictions, pictures, classes)),
-        _section("Worst mistakes", _mistakes_part(folder, predictions, pictures, classes)),
-        _section("First-layer weights", _picture(pictures, "weights", "first-layer weights")
+        _section("Worst mistakes", _mistakes_part(folder, predictions, pictures, classes,
+                                                  side)),
+        _section("First-layer weights", _not_an_image() if side is None else
+                 _picture(pictures, "weights", "first-layer weights")
                  if weights is not None else _unfinished(folder)),
         _section("Settings", _settings_table(config)),
         _section("Epochs", _metrics_table(metrics)),
@@ -333,18 +355,41 @@ def _confusion_part(predictions: dict[str, Any] | None, pictures: dict[str, byte
                     classes: Sequence[str]) -> str:
     if predictions is None:
         return _note("available once the run has finished")
-    if "confusion" in pictures:
-        return _picture(pictures, "confusion", "confusion matrix")
-    counts = confusion_matrix(predictions["labels"], predictions["predicted"])
+    counts = confusion_matrix(predictions["labels"], predictions["predicted"], len(classes))
     names = [html.escape(name) for name in classes]
-    head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{name}</th>" for name in names)
-    rows = "".join(f"<tr><th>{name}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
-                   for name, row in zip(names, counts))
-    return f"<table>{head}</tr>{rows}</table>"
+    if "confusion" in pictures:
+        matrix = _picture(pictures, "confusion", "confusion matrix")
+    else:
+        head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{name}</th>" for name in names)
+        rows = "".join(f"<tr><th>{name}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                       for name, row in zip(names, counts))
+        matrix = f"<table>{head}</tr>{rows}</table>"
+    return matrix + _per_class_table(counts, names)
+
+
+def _per_class_table(counts: np.ndarray, names: Sequence[str]) -> str:
+    """Precision (of the predictions of a class, how many are right) and recall (of the test
+    rows of a class, how many are found), class by class."""
+    right = np.diag(counts)
+    predicted, actual = counts.sum(axis=0), counts.sum(axis=1)
+    rows = "".join(
+        f"<tr><th>{name}</th><td>{n:,}</td><td>{_share(r, p)}</td><td>{_share(r, a)}</td></tr>"
+        for name, n, r, p, a in zip(names, actual, right, predicted, actual))
+    return ("<p>Per class:</p><table><tr><th>class</th><th>test rows</th><th>precision</th>"
+            f"<th>recall</th></tr>{rows}</table>")
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.2%}" if whole else "-"
+
+
+def _not_an_image() -> str:
+    return _note("the inputs are not the pixels of a square image: there is nothing to draw")
 
 
 def _mistakes_part(folder: Path, predictions: dict[str, Any] | None,
-                   pictures: dict[str, bytes], classes: Sequence[str]) -> str:
+                   pictures: dict[str, bytes], classes: Sequence[str],
+                   side: int | None) -> str:
     if predictions is None:
         return _unfinished(folder)
     if not len(predictions["worst_index"]):
@@ -354,7 +399,9 @@ def _mistakes_part(folder: Path, predictions: dict[str, Any] | None,
     # Without the picture, the captions alone still say which classes the model confuses.
     items = "".join(f"<li>{html.escape(caption.replace(chr(10), ': '))}</li>"
                     for caption in mistake_captions(predictions, classes))
-    return f"{_picture(pictures, 'mistakes', 'misclassified test images')}\n<ol>{items}</ol>"
+    picture = (_not_an_image() if side is None else
+               _picture(pictures, 'mistakes', 'misclassified test images'))
+    return f"{picture}\n<ol>{items}</ol>"
 
 
 def _settings_table(config: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from .data.tables import Table, encode_labels, held_out_data
 from .inputs import (as_features, as_labels, as_pixels, class_count, fit_scaling,
                      pixel_width, scaled_features)
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
-from .model import MLP, N_CLASSES, N_INPUTS
+from .model import MLP
 from .optim import LRSchedule
 from .settings import TrainSettings
 from .trainer import EpochProgress, LossDiverged, Trainer, settings_from
@@ -150,7 +150,6 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
     if resume is not None:
         session.resume(folder, config)
     elif out is not None and not runs.is_model_path(out):
-        session.check_reportable()
         session.start_run_folder(out, data)
     elif out is not None:
         runs.check_model_target(out)
@@ -337,21 +336,8 @@ class _Session:
             "nnscratch_version": __version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "layer_sizes": list(self.trainer.model.layer_sizes),
             "training": self.settings.to_json(), "data": data_path, "dataset": self.mnist.dataset,
+            **({"table": self.mnist.table} if self.mnist.table else {}),
             "data_source": self.mnist.source, "data_fingerprint": self._fingerprint()})
-
-    def check_reportable(self) -> None:
-        """Refuse a run folder for data its report cannot draw yet (before anything is
-        written): the report shows 28x28 images in 10 classes."""
-        sizes = self.trainer.model.layer_sizes
-        model = self.trainer.model
-        if (sizes[0], sizes[-1]) != (N_INPUTS, N_CLASSES) or model.classes or model.inputs:
-            extras = [what for what, present in (("labels for its classes", model.classes),
-                                                  ("scaled features", model.inputs)) if present]
-            has = f"{sizes[0]} inputs and {sizes[-1]} classes" + (
-                f" (with {' and '.join(extras)})" if extras else "")
-            raise ConfigError(f"a run folder's report draws 28x28 images of 10 classes numbered "
-                              f"0-9, and this data has {has}; give out a model file path ending "
-                              f"in .npz instead")
 
     def _fingerprint(self) -> dict[str, int]:
         m = self.mnist
@@ -511,7 +497,7 @@ class _Session:
         if pos.stopped_early:
             result.extra["stopped_early"] = True
         if self.folder is not None:
-            _write_run_results(self.folder, result, self.mnist)
+            _write_run_results(self.folder, result, self.mnist, self.trainer)
         return result
 
 
@@ -524,14 +510,17 @@ def _prefixed(arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
             if name.startswith(prefix)}
 
 
-def _write_run_results(folder: Path, result: TrainResult, mnist: MnistData) -> None:
+def _write_run_results(folder: Path, result: TrainResult, mnist: MnistData,
+                       trainer: Trainer) -> None:
     """The finished run's model, predictions and report (its metrics are written after each
     epoch); then the checkpoint goes. Each file appears whole; if this is cut short, the
     checkpoint is still there and resuming finishes it."""
     from .report import build_report
 
     result.save(folder / runs.MODEL)
-    probs = result.model.predict_proba(mnist.x_test)
+    # From the test rows as the trainer holds them: features already prepared are not
+    # prepared a second time, as predict_proba would do to raw rows.
+    probs = trainer.test_probabilities()
     runs.write_predictions(folder, probs, mnist.y_test, mnist.x_test)
     result.extra["report"] = build_report(folder)
     (folder / runs.CHECKPOINT).unlink(missing_ok=True)

@@ -95,6 +95,9 @@ class MnistData:
     #: None for pixels (uint8, divided by 255 on the backend); for features already prepared,
     #: how (see :func:`nnscratch.inputs.fit_scaling`): the model keeps it for new inputs.
     inputs: dict[str, Any] | None = None
+    #: For data read from a table: how to read it again (its label column and test table), so
+    #: that a run folder can be resumed from the command line.
+    table: dict[str, Any] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -497,7 +497,8 @@ def held_out_data(table: Table, fraction: float = 1 / 7, seed: int = 0) -> Any:
     classes = tuple(split.classes.tolist())
     named = None if classes == tuple(range(len(classes))) else classes
     return MnistData(split.x_train, split.y_train, split.x_test, split.y_test,
-                     f"{table.describe()}; {split.note}", False, table.source, classes=named)
+                     f"{table.describe()}; {split.note}", False, table.source, classes=named,
+                     table={"label_column": table.label_column, "test_data": None})
 
 
 def paired_data(train: Table, test: Table) -> Any:
@@ -514,7 +515,8 @@ def paired_data(train: Table, test: Table) -> Any:
     n = train.n_rows
     return MnistData(train.features, codes[:n], test.features, codes[n:],
                      f"{train.describe()}; tested on {test.describe()}", False, train.source,
-                     classes=named)
+                     classes=named, table={"label_column": train.label_column,
+                                           "test_data": str(Path(test.source).resolve())})
 
 
 def _names(table: Table) -> str:
