@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pytest
 
 import nnscratch
@@ -91,6 +92,44 @@ def test_a_table_run_folder_reports_per_class_and_resumes_bit_for_bit(tmp_path, 
         assert (cut.params()[name] == value).all(), name
     assert_user_error(run(["train", "--resume", str(tmp_path / "cut"), "--label-column", "x"],
                           clean_env), "cannot be used with --resume")
+
+
+def test_predict_on_a_csv_of_raw_rows_returns_the_labels(tmp_path, clean_env):
+    x, labels = _measurements(tmp_path / "m.csv")
+    model = tmp_path / "m.npz"
+    assert run(["train", "--data", str(tmp_path / "m.csv"), "--hidden", "16", "--epochs", "20",
+                "--lr", "0.05", "--out", str(model)], clean_env).returncode == 0
+    rows = ["width,height,noise"] + [",".join(f"{v:.6f}" for v in row) for row in x[:50]]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    proc = run(["predict", str(model), str(tmp_path / "rows.csv")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "prediction,p(setosa),p(versicolor),p(virginica)" and len(lines) == 51
+    predicted = [line.split(",")[0] for line in lines[1:]]
+    assert (np.array(predicted) == labels[:50]).mean() > 0.85
+    # with the label column too, into a file: and how many match
+    out = tmp_path / "predictions.csv"
+    proc = run(["predict", str(model), str(tmp_path / "m.csv"), "--out", str(out)], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "600 predictions written" in proc.stdout and "of 600 match the file's labels" in proc.stdout
+    assert len(out.read_text().splitlines()) == 601
+
+
+@pytest.mark.parametrize("content,words", [
+    ("a,b\n1,2\n", ["has 2 columns, but the model takes 3 features"]),
+    ("a,b,c\n1,2,oops\n", ["line 2, column 'c' (3): 'oops' is not a number"]),
+    ("a,b,c\n", ["has a header but no rows"]),
+])
+def test_predict_on_a_bad_csv_is_one_line_exit_2_and_writes_nothing(tmp_path, clean_env,
+                                                                     content, words):
+    model = nnscratch.MLP((4,), n_inputs=3, classes=["x", "y"])
+    model.inputs = {"scaling": "none"}
+    model.save(tmp_path / "m.npz")
+    (tmp_path / "rows.csv").write_text(content)
+    proc = run(["predict", str(tmp_path / "m.npz"), str(tmp_path / "rows.csv"), "--out",
+                str(tmp_path / "out.csv")], clean_env)
+    assert_user_error(proc, *words)
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_label_column_and_test_data_need_a_table(clean_env):

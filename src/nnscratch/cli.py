@@ -471,6 +471,11 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .model import load_model
 
     model = load_model(args.model, backend=args.backend)
+    if any(str(path).lower().endswith((".csv", ".csv.gz")) for path in args.images):
+        return _predict_table(model, args)
+    if args.out is not None:
+        raise NNScratchError("--out writes the predictions of a CSV table of rows; for images "
+                             "they are printed")
     digits = np.stack([read_digit(path) for path in args.images])
     for path, probs in zip(args.images, model.predict_proba(digits)):
         ranked = np.argsort(-probs, kind="stable")[:args.top]
@@ -482,6 +487,39 @@ def _run_predict(args: argparse.Namespace) -> int:
                                        _input_image_paths(args.show_input, len(digits))):
             save_digit(digit, target)
             print(f"the 28x28 input the model saw for {path} is in {target}")
+    return 0
+
+
+def _predict_table(model: Any, args: argparse.Namespace) -> int:
+    """Predict each row of a CSV table: write (or print) a CSV of the prediction and the class
+    probabilities, row by row; with a label column, say how many were right."""
+    import numpy as np
+
+    from ._fileio import write_text
+    from .data.tables import read_rows
+
+    if len(args.images) != 1 or args.show_input:
+        raise NNScratchError("give one CSV table of rows to predict (and no --show-input)")
+    features, labels = read_rows(args.images[0], model.layer_sizes[0])
+    if model.inputs is None and np.array_equal(features, np.round(features)):
+        features = features.astype(np.int64)  # pixels written as numbers 0-255
+    probabilities = model.predict_proba(features)
+    names = np.asarray(model.classes if model.classes is not None
+                       else range(model.layer_sizes[-1]))
+    predicted = names[probabilities.argmax(axis=1)]
+    header = ",".join(["prediction", *(f"p({name})" for name in names)])
+    lines = [header] + [",".join([str(label), *(f"{p:.6g}" for p in row)])
+                        for label, row in zip(predicted.tolist(), probabilities)]
+    text = "\n".join(lines) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_text(args.out, text)
+        print(f"{len(predicted):,} predictions written to {args.out}")
+    if labels is not None:
+        right = int((predicted.astype(str) == labels.astype(str)).sum())
+        print(f"{right:,} of {len(labels):,} match the file's labels ({right / len(labels):.2%})",
+              file=sys.stderr if args.out is None else sys.stdout)
     return 0
 
 
@@ -510,10 +548,16 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
                  help="read handwritten digits from photos or scans")
     p.add_argument("model", metavar="MODEL", help="a model file written by 'nnscratch train'")
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files (PNG, JPEG, ...), each showing one digit")
+                   help="image files (PNG, JPEG, ...), each showing one digit; or one CSV "
+                        "table of rows (a header, the model's feature columns, perhaps a label "
+                        "column), each row predicted")
     p.add_argument("--show-input", metavar="PATH",
                    help="save the 28x28 image the model saw as PATH (e.g. seen.png); with "
                         "several images, as PATH numbered -1, -2, ... before its suffix")
+    p.add_argument("--out", metavar="PATH",
+                   help="for a CSV table of rows (IMAGE ending in .csv): write the predictions "
+                        "there, a row each (the prediction, then each class's probability), "
+                        "instead of printing them")
     p.add_argument("--top", type=_option_type(POSITIVE_INT), default=3, metavar="K",
                    help="how many of the likeliest digits to show (default: 3)")
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)

@@ -43,6 +43,7 @@ __all__ = [
     "held_out_data",
     "paired_data",
     "looks_like_table",
+    "read_rows",
 ]
 
 # Without label_column, the first header name found in this order (case-insensitive) is the label;
@@ -533,3 +534,30 @@ def looks_like_table(path: str | os.PathLike) -> bool:
     if not names[0] or _INTEGER.fullmatch(names[0]):
         return False  # no header: MNIST's headerless CSV
     return not (names[0].lower() == "label" and len(names) == 785)
+
+
+def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows to predict from a CSV with a header: ``width`` numeric feature columns, and perhaps
+    one column more, the labels (found as :func:`read_table` finds them), also returned."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    names = _header_names(_decoded_header(raw, path), path)
+    if len(names) == width + 1:
+        table = read_table(path)
+        return table.features, table.labels
+    if len(names) != width:
+        raise DataError(f"{path} has {len(names)} columns, but the model takes {width} "
+                        "features (and a label column may come with them)")
+    _require_utf8_rows(raw, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # rows or not: said below, in a sentence
+        try:
+            rows = np.loadtxt(io.BytesIO(raw), delimiter=",", quotechar='"', comments=None,
+                              skiprows=1, encoding="utf-8", dtype=np.float64, ndmin=2)
+        except ValueError:
+            raise DataError(_locate_problem(raw, path, names, None)) from None
+    if rows.shape[0] == 0:
+        raise DataError(f"{path} has a header but no rows")
+    if not np.isfinite(rows).all():
+        raise DataError(_locate_problem(raw, path, names, None))
+    return rows, None
