@@ -4,10 +4,11 @@ For each of load_digits, load_iris, load_wine and load_breast_cancer, with a 25%
 hold-out (seed 0): scikit-learn's MLPClassifier (features standardized by a StandardScaler in a
 pipeline, as nnscratch standardizes them itself), nnscratch's estimator and nnscratch.train() on
 each backend, all with one hidden layer of 100 units, Glorot-uniform initial weights (scikit-
-learn's), Adam, learning rate 0.001, batches of 200 and exactly 200 epochs (scikit-learn's early stop on a flat loss and its L2 term are turned off,
-so both run the same number of epochs of the same loss); and `nnscratch train` on CSV exports
-of the same training and test rows (`--data train.csv --test-data test.csv`). Prints a Markdown
-table: test accuracy (%) and seconds (of fitting; for the command line, of the whole process).
+learn's), Adam, learning rate 0.001, batches of 200 and exactly 200 epochs (scikit-learn's early
+stop on a flat loss and its L2 term are turned off, so both run the same number of epochs of the
+same loss); and `nnscratch train` on CSV exports of the same training and test rows (`--data
+train.csv --test-data test.csv`). Prints a Markdown table: test accuracy (%) and seconds (of
+fitting; for the command line, of the whole process).
 
     python benchmarks/sklearn_compare.py [--backends numpy,numba]
 """

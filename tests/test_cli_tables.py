@@ -111,7 +111,8 @@ def test_predict_on_a_csv_of_raw_rows_returns_the_labels(tmp_path, clean_env):
     out = tmp_path / "predictions.csv"
     proc = run(["predict", str(model), str(tmp_path / "m.csv"), "--out", str(out)], clean_env)
     assert proc.returncode == 0, proc.stderr
-    assert "600 predictions written" in proc.stdout and "of 600 match the file's labels" in proc.stdout
+    assert "600 predictions written" in proc.stdout
+    assert "of 600 match the file's labels" in proc.stdout
     assert len(out.read_text().splitlines()) == 601
 
 
