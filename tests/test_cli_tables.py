@@ -114,6 +114,11 @@ def test_predict_on_a_csv_of_raw_rows_returns_the_labels(tmp_path, clean_env):
     assert "600 predictions written" in proc.stdout
     assert "of 600 match the file's labels" in proc.stdout
     assert len(out.read_text().splitlines()) == 601
+    proc = run(["evaluate", str(model), "--data", str(tmp_path / "m.csv")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "the 600 rows of the table" in proc.stdout and "on 600 rows" in proc.stdout
+    assert_user_error(run(["evaluate", str(model), "--data", str(tmp_path / "rows.csv")],
+                          clean_env), "has no label column to evaluate against")
 
 
 @pytest.mark.parametrize("content,words", [

@@ -242,18 +242,28 @@ def _run_report(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     """Load a model file and report its accuracy and loss on the test set of MNIST (or of the
-    data set named by --dataset)."""
+    data set named by --dataset), or on every row of a CSV table given as --data (a header,
+    the model's feature columns and a label column), read raw as the model was trained."""
     from .data import load_dataset
+    from .data.tables import looks_like_table, read_rows
     from .model import load_model
 
     model = load_model(args.model, backend=args.backend)
-    mnist = load_dataset(args.dataset, args.data)
-    scores = model.evaluate(mnist.x_test, mnist.y_test)
+    path = None if args.data is None else Path(args.data)
+    if path is not None and path.is_file() and looks_like_table(path):
+        x, y = read_rows(path, model.layer_sizes[0])
+        if y is None:
+            raise NNScratchError(f"{path} has no label column to evaluate against")
+        source, what = f"the {len(y):,} rows of the table {path}", "rows"
+    else:
+        mnist = load_dataset(args.dataset, args.data)
+        x, y, source, what = mnist.x_test, mnist.y_test, mnist.source, "images"
+    scores = model.evaluate(x, y)
     sizes = "-".join(map(str, model.layer_sizes))
     print(f"model: {args.model} ({sizes}, {model.dtype}, evaluated on {model.backend.name})")
-    print(f"data: {mnist.source}")
+    print(f"data: {source}")
     print(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}) "
-          f"on {scores['n']:,} images")
+          f"on {scores['n']:,} {what}")
     return 0
 
 
