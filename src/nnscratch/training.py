@@ -214,7 +214,6 @@ def _prepared(data: MnistData, scaling: str) -> MnistData:
                                    x_test=as_pixels(data.x_test, width))
     inputs = fit_scaling(np.asarray(data.x_train, dtype=np.float64),
                          "none" if scaling == "none" else "standardize")
-    width = data.x_train.shape[1]
     return dataclasses.replace(data, x_train=scaled_features(data.x_train, inputs, width),
                                x_test=scaled_features(data.x_test, inputs, width),
                                inputs=inputs)
