@@ -389,17 +389,25 @@ def test_serialize_imports_no_pickle_numba_or_cupy():
     assert "numpy" in imported  # the walk does see the imports
 
 
-@pytest.mark.parametrize("classes,words", [
-    (["a", "b"], "list of 10 labels"),
-    (["a"] * 10, "distinct labels"),
-    ([0, 1, 2, 3, 4, 5, 6, 7, 8, "x"], "all strings or all integers"),
-    ([True] + list(range(9)), "all strings or all integers"),
-    ("abcdefghij", "list of 10 labels"),
+@pytest.mark.parametrize("extra,words", [
+    ({"classes": ["a", "b"]}, "list of 10 labels"),
+    ({"classes": ["a"] * 10}, "distinct labels"),
+    ({"classes": [0, 1, 2, 3, 4, 5, 6, 7, 8, "x"]}, "all strings or all integers"),
+    ({"classes": [True] + list(range(9))}, "all strings or all integers"),
+    ({"classes": "abcdefghij"}, "list of 10 labels"),
+    ({"inputs": {"scaling": "minmax"}}, "standardization"),
+    ({"inputs": {"scaling": "standardize", "mean": [0.0] * 784}},
+     "scale must be 784 finite numbers"),
+    ({"inputs": {"scaling": "standardize", "mean": [0.0] * 3, "scale": [1.0] * 784}},
+     "mean must be 784"),
+    ({"inputs": {"scaling": "standardize", "mean": [0.0] * 784, "scale": [0.0] * 784}},
+     "above 0"),
+    ({"inputs": {"scaling": "none", "mean": [0.0]}}, "standardization"),
+    ({"inputs": [1, 2]}, "standardization"),
 ])
-def test_a_model_files_classes_are_checked(tmp_path, classes, words):
+def test_a_model_files_classes_and_input_scaling_are_checked(tmp_path, extra, words):
     params = MLP((4,), seed=0).params()
-    metadata = {"layer_sizes": [784, 4, 10], "dtype": "float32", "activation": "relu",
-                "classes": classes}
+    metadata = {"layer_sizes": [784, 4, 10], "dtype": "float32", "activation": "relu", **extra}
     with pytest.raises(ModelFileError, match=words):
         write_model_file(tmp_path / "m.npz", params, metadata)
 
@@ -415,19 +423,3 @@ def test_classes_in_a_version_1_file_are_refused(tmp_path):
     np.savez(bad, **members)
     with pytest.raises(ModelFileError, match="format_version 1 does not have"):
         read_model_file(bad)
-
-
-@pytest.mark.parametrize("inputs,words", [
-    ({"scaling": "minmax"}, "standardization"),
-    ({"scaling": "standardize", "mean": [0.0] * 784}, "scale must be 784 finite numbers"),
-    ({"scaling": "standardize", "mean": [0.0] * 3, "scale": [1.0] * 784}, "mean must be 784"),
-    ({"scaling": "standardize", "mean": [0.0] * 784, "scale": [0.0] * 784}, "above 0"),
-    ({"scaling": "none", "mean": [0.0]}, "standardization"),
-    ([1, 2], "standardization"),
-])
-def test_a_model_files_input_scaling_is_checked(tmp_path, inputs, words):
-    params = MLP((4,), seed=0).params()
-    metadata = {"layer_sizes": [784, 4, 10], "dtype": "float32", "activation": "relu",
-                "inputs": inputs}
-    with pytest.raises(ModelFileError, match=words):
-        write_model_file(tmp_path / "m.npz", params, metadata)
