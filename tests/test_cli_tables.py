@@ -138,6 +138,18 @@ def test_predict_on_a_bad_csv_is_one_line_exit_2_and_writes_nothing(tmp_path, cl
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_compare_takes_the_same_table_as_train(tmp_path, clean_env):
+    from nnscratch.testing import backend_or_skip
+
+    backend_or_skip("numba")
+    _measurements(tmp_path / "m.csv")
+    proc = run(["compare", "--backends", "numpy,numba", "--data", str(tmp_path / "m.csv"),
+                "--steps", "30", "--hidden", "16", "--batch-size", "32"], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "3-16-3" in proc.stdout and "labels in 'species'" in proc.stdout
+    assert "agree: every difference is within its tolerance" in proc.stdout
+
+
 def test_label_column_and_test_data_need_a_table(clean_env):
     assert_user_error(run(["train", "--label-column", "y"], clean_env),
                       "--label-column needs --data naming a CSV table")

@@ -280,3 +280,14 @@ def test_scaling_chooses_how_inputs_are_prepared(tmp_path):
     standardized = small_run((pixels, np.arange(60) % 2, pixels, np.arange(60) % 2), epochs=1,
                              scaling="standardize")
     assert standardized.model.inputs["scaling"] == "standardize"
+
+
+def test_compare_backends_prepares_arrays_as_train_does(tmp_path):
+    """Float features given to compare_backends are standardized, as train() would: the two
+    trainings start from the same prepared rows (numpy against itself agrees exactly)."""
+    from nnscratch.compare import compare_backends
+
+    x, labels = _measurements(tmp_path / "m.csv")
+    comparison = compare_backends("numpy", "numpy", (x[:500], labels[:500], x[500:],
+                                                      labels[500:]), steps=20, hidden=(8,))
+    assert comparison.worst() == (0.0, 0.0) and comparison.reference_accuracy > 0.5

@@ -107,7 +107,7 @@ def _table_data(args: argparse.Namespace) -> Any:
     the run recorded a table. Else None."""
     from .data.tables import held_out_data, looks_like_table, paired_data, read_table
 
-    if args.resume:
+    if getattr(args, "resume", None):  # compare has no --resume
         return _resumed_table(args)
     for option, value in (("--label-column", args.label_column), ("--test-data",
                                                                   args.test_data)):
@@ -279,7 +279,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     names = args.backends
     s = TrainSettings(**_given_settings(args))
-    mnist = load_dataset(args.dataset, args.data)
+    mnist = _table_data(args) or load_dataset(args.dataset, args.data)
     print(f"data: {mnist.source}")
     sizes = "-".join(map(str, (mnist.x_train.shape[1], *s.hidden,
                                class_count(mnist.y_train, mnist.y_test))))
@@ -349,8 +349,8 @@ def _add_dataset(p: argparse.ArgumentParser, default: str | None = DEFAULT_DATAS
 BACKEND_HELP = _setting_help("backend")
 
 
-def _add_train(commands: argparse._SubParsersAction) -> None:
-    p = _command(commands, "train", _run_train, help="train a model and write it to a file")
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """--data, --label-column and --test-data: where the data is, MNIST or a table."""
     p.add_argument("--data", metavar="PATH", help=DATA_HELP + "; or a CSV table: a header, "
                    "numeric feature columns and a label column (see --label-column)")
     p.add_argument("--label-column", metavar="NAME",
@@ -361,6 +361,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--test-data", metavar="PATH",
                    help="with a table as --data: a CSV table with the same columns to test on "
                         "(instead of holding rows out)")
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "train", _run_train, help="train a model and write it to a file")
+    _add_data_options(p)
     _add_dataset(p, None, DATASET_HELP + "; for --resume, the run's")
     _add_settings(p, TrainSettings.names())
     p.add_argument("--out", default=None, metavar="PATH",
@@ -387,9 +392,9 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                    help="backends to compare; the first is the reference (e.g. numpy,numba)")
     p.add_argument("--steps", type=_option_type(POSITIVE_INT), default=300, metavar="N",
                    help="training steps to compare (default: 300)")
-    p.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    _add_data_options(p)
     _add_dataset(p)
-    _add_settings(p, STEP_SETTINGS)
+    _add_settings(p, (*STEP_SETTINGS, "scaling"))
 
 
 def _add_report(commands: argparse._SubParsersAction) -> None:

@@ -89,10 +89,14 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 def compare_backends(reference: str, other: str, data: MnistData, *, steps: int = 300,
                      settings: TrainSettings | None = None, **options: Any) -> Comparison:
     """Train on both backends from the same seed for ``steps`` steps, comparing the batch loss
-    and every parameter after each step, then both models' test accuracy. The run is described
-    by ``settings`` and/or setting keywords, as for :func:`~nnscratch.train` (of them, those of
-    a single step matter); its backend is replaced by each of the two."""
+    and every parameter after each step, then both models' test accuracy. ``data`` is anything
+    :func:`~nnscratch.train` takes (MNIST data, a table, arrays), prepared the same way. The
+    run is described by ``settings`` and/or setting keywords, as for train() (of them, those
+    of a single step and ``scaling`` matter); its backend is replaced by each of the two."""
+    from .training import training_data  # here: training loads the data modules
+
     settings = settings_from(settings, options)
+    data = training_data(data, settings.scaling)  # a table, arrays... as train() takes them
     ref = Trainer(data, settings, backend=reference)
     oth = Trainer(data, settings, backend=other)
     differences: list[StepDifference] = []

@@ -34,7 +34,7 @@ from .optim import LRSchedule
 from .settings import TrainSettings
 from .trainer import EpochProgress, LossDiverged, Trainer, settings_from
 
-__all__ = ["train", "TrainResult", "TrainingInterrupted"]
+__all__ = ["train", "TrainResult", "TrainingInterrupted", "training_data"]
 
 
 @dataclass
@@ -145,7 +145,7 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
             data = load_dataset(config.get("dataset", "mnist"), config.get("data"))
     else:
         run_settings = settings_from(settings, options)
-    session = _Session(_as_data(data, run_settings.scaling), run_settings, backend,
+    session = _Session(training_data(data, run_settings.scaling), run_settings, backend,
                        make_callbacks(progress, callback))
     if resume is not None:
         session.resume(folder, config)
@@ -176,8 +176,8 @@ def _signature_with_settings() -> inspect.Signature:
 train.__signature__ = _signature_with_settings()  # type: ignore[attr-defined]
 
 
-def _as_data(data: Any, scaling: str) -> MnistData:
-    """Accept a path (or None: the default resolution order), an MnistData, a
+def training_data(data: Any, scaling: str = "auto") -> MnistData:
+    """The data :func:`train` trains on, from what it accepts: a path (or None: the default resolution order), an MnistData, a
     :class:`~nnscratch.data.tables.Table` (a test set is held out of it), or a tuple
     ``(x_train, y_train, x_test, y_test)`` of host arrays; prepare its inputs as ``scaling``
     says (see :class:`~nnscratch.TrainSettings`)."""
