@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,42 @@ def test_a_malformed_table_on_the_command_line_is_one_line_exit_2_and_writes_not
                cwd=tmp_path)
     assert_user_error(proc, str(path), *words)
     assert [p.name for p in tmp_path.iterdir()] == ["broken.csv"]
+
+
+def test_an_npz_of_feature_arrays_is_a_table(tmp_path, clean_env):
+    """x_train/y_train (and x_test/y_test) of any features and string labels, from Python's
+    numpy.savez: trained from train() and the command line; malformed ones are one line."""
+    x, labels = _measurements(tmp_path / "m.csv")
+    np.savez(tmp_path / "both.npz", x_train=x[:450], y_train=labels[:450], x_test=x[450:],
+             y_test=labels[450:])
+    np.savez(tmp_path / "train-only.npz", x_train=x, y_train=labels)
+    result = nnscratch.train(str(tmp_path / "both.npz"), hidden=(16,), epochs=20, lr=0.05,
+                             progress=False)
+    assert result.model.classes == ("setosa", "versicolor", "virginica")
+    assert result.test_accuracy > 0.85 and "tested on" in result.data_source
+    proc = run(["train", "--data", str(tmp_path / "train-only.npz"), "--epochs", "2",
+                "--out", str(tmp_path / "m.npz")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "held out as the test set" in proc.stdout
+    np.savez(tmp_path / "bad.npz", x_train=x, y_train=labels, x_test=x)
+    np.savez(tmp_path / "objects.npz", x_train=np.array([[1, "a"]], dtype=object),
+             y_train=np.array(["a"]))
+    for name, words in (("bad.npz", "has only one of x_test and y_test"),
+                        ("objects.npz", "pickled object array")):
+        assert_user_error(run(["train", "--data", str(tmp_path / name), "--out",
+                               str(tmp_path / "never.npz")], clean_env), name, words)
+    assert not (tmp_path / "never.npz").exists()
+
+
+def test_mnist_files_given_as_data_are_not_taken_for_tables(tmp_path, clean_env,
+                                                            sample_mnist):
+    """An MNIST .npz and one of the IDX files, given as --data, still train as MNIST."""
+    np.savez(tmp_path / "mnist.npz", x_train=sample_mnist.x_train[:300],
+             y_train=sample_mnist.y_train[:300], x_test=sample_mnist.x_test[:100],
+             y_test=sample_mnist.y_test[:100])
+    idx = Path(nnscratch.__file__).parent / "sample" / "train-images-idx3-ubyte.gz"
+    for data, words in ((tmp_path / "mnist.npz", "MNIST npz file"), (idx, "MNIST IDX files")):
+        proc = run(["train", "--data", str(data), "--epochs", "1", "--hidden", "8",
+                    "--out", str(tmp_path / "m.npz")], clean_env)
+        assert proc.returncode == 0, proc.stderr
+        assert words in proc.stdout

@@ -105,7 +105,8 @@ def _table_data(args: argparse.Namespace) -> Any:
     """The data of a table (see nnscratch.data.tables), when --data is one: a CSV file with a
     header that is not MNIST's, or any CSV given with --label-column; or, for --resume, when
     the run recorded a table. Else None."""
-    from .data.tables import held_out_data, looks_like_table, paired_data, read_table
+    from .data.tables import (held_out_data, looks_like_npz_table, looks_like_table,
+                              paired_data, read_npz_table, read_table)
 
     if getattr(args, "resume", None):  # compare has no --resume
         return _resumed_table(args)
@@ -114,6 +115,11 @@ def _table_data(args: argparse.Namespace) -> Any:
         if value is not None and args.data is None:
             raise NNScratchError(f"{option} needs --data naming a CSV table")
     path = None if args.data is None else Path(args.data)
+    if path is not None and path.is_file() and looks_like_npz_table(path):
+        if args.label_column is not None or args.test_data is not None:
+            raise NNScratchError(f"{path} is an .npz table: its labels are y_train (and "
+                                 "y_test), so --label-column and --test-data do not apply")
+        return read_npz_table(path)
     if path is None or not path.is_file() or (args.label_column is None
                                               and not looks_like_table(path)):
         if args.test_data is not None:

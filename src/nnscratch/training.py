@@ -25,7 +25,8 @@ from .backend import Backend
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
-from .data.tables import Table, encode_labels, held_out_data
+from .data.tables import (Table, encode_labels, held_out_data, looks_like_npz_table,
+                          read_npz_table)
 from .inputs import (as_features, as_labels, as_pixels, class_count, fit_scaling,
                      pixel_width, scaled_features)
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
@@ -177,10 +178,13 @@ train.__signature__ = _signature_with_settings()  # type: ignore[attr-defined]
 
 
 def training_data(data: Any, scaling: str = "auto") -> MnistData:
-    """The data :func:`train` trains on, from what it accepts: a path (or None: the default resolution order), an MnistData, a
+    """The data :func:`train` trains on, from what it accepts: a path (or None: the default
+    resolution order; an ``.npz`` of feature arrays is read as a table), an MnistData, a
     :class:`~nnscratch.data.tables.Table` (a test set is held out of it), or a tuple
-    ``(x_train, y_train, x_test, y_test)`` of host arrays; prepare its inputs as ``scaling``
+    ``(x_train, y_train, x_test, y_test)`` of host arrays; its inputs prepared as ``scaling``
     says (see :class:`~nnscratch.TrainSettings`)."""
+    if isinstance(data, (str, os.PathLike)) and looks_like_npz_table(data):
+        data = read_npz_table(data)
     if data is None or isinstance(data, (str, os.PathLike)):
         data = load_mnist(data)
     if isinstance(data, Table):

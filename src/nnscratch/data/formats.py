@@ -117,7 +117,7 @@ def match_folder(folder: Path) -> Match:
 
 
 def _match_file(path: Path) -> Match:
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind != "idx":
         fmt = _FILE_FORMATS[kind]
         return Match(fmt, path, {next(iter(fmt.names)): path}, ())
@@ -159,7 +159,7 @@ def _describe_missing(match: Match) -> str:
 # --- recognising a file's format from its content ----------------------------------------------
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
     """``"idx"``, ``"csv"`` or ``"npz"``: what the file at ``path`` holds, from its first bytes."""
     head = read_head(path)
     compressed = head[:2] == GZIP_MAGIC

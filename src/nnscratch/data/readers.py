@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, Iterator, Mapping, TextIO
+from typing import IO, BinaryIO, Callable, Iterator, Mapping, TextIO
 
 import numpy as np
 
@@ -333,16 +333,16 @@ def read_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarra
     promises more data than the archive holds fails before anything of that size is allocated.
     """
     path = Path(path)
-    with _open_zip(path) as archive:
+    with open_zip(path) as archive:
         _check_npz_keys(archive, path)
-        arrays = {key: _read_npy(archive, path, key) for key in _NPZ_KEYS}
+        arrays = {key: read_npy(archive, path, key) for key in _NPZ_KEYS}
     x_train, y_train = _npz_split(arrays, path, "train")
     x_test, y_test = _npz_split(arrays, path, "test")
     return x_train, y_train, x_test, y_test
 
 
 @contextlib.contextmanager
-def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(path) as archive:
             yield archive
@@ -367,11 +367,14 @@ def _check_npz_keys(archive: zipfile.ZipFile, path: Path) -> None:
                         f"x_train, y_train, x_test and y_test (it has: {has})")
 
 
-def _read_npy(archive: zipfile.ZipFile, path: Path, key: str) -> np.ndarray:
-    """One member of the archive, checked from its header before its data is read."""
+def read_npy(archive: zipfile.ZipFile, path: Path, key: str,
+              check: Callable[[Path, str, tuple[int, ...], np.dtype], None] | None = None
+              ) -> np.ndarray:
+    """One member of the archive, checked from its header (by ``check``, MNIST's layout by
+    default) before its data is read."""
     with archive.open(f"{key}.npy") as member:
         shape, fortran_order, dtype = _npy_header(member, path, key)
-        _check_npy_layout(path, key, shape, dtype)
+        (check or _check_npy_layout)(path, key, shape, dtype)
         size = math.prod(shape) * dtype.itemsize
         chunks, got = _read_at_most(member, size + 1)
     if got != size:

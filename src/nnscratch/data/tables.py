@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .readers import GZIP_MAGIC, open_data
+from .readers import GZIP_MAGIC, open_data, open_zip, read_npy
 from .split import stratified_indices
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
     "paired_data",
     "looks_like_table",
     "read_rows",
+    "read_npz_table",
+    "looks_like_npz_table",
 ]
 
 # Without label_column, the first header name found in this order (case-insensitive) is the label;
@@ -528,7 +530,14 @@ def _names(table: Table) -> str:
 def looks_like_table(path: str | os.PathLike) -> bool:
     """Whether the CSV file at ``path`` is a table (a header row, then rows) rather than MNIST
     in CSV (no header, or a header of ``label`` and 784 pixel columns): from its first line."""
+    from .formats import file_kind
+
     path = Path(path)
+    try:
+        if file_kind(path) != "csv":
+            return False  # an .npz, an IDX file: the MNIST readers take it
+    except DataError:
+        return False  # no format at all: the MNIST readers say so
     with open_data(path, "a CSV", _is_gzip(path), text=True) as stream:
         names = [name.strip().strip('"') for name in stream.readline().split(",")]
     if not names[0] or _INTEGER.fullmatch(names[0]):
@@ -561,3 +570,59 @@ def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarr
     if not np.isfinite(rows).all():
         raise DataError(_locate_problem(raw, path, names, None))
     return rows, None
+
+
+_NPZ_TABLE_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def looks_like_npz_table(path: str | os.PathLike) -> bool:
+    """Whether the ``.npz`` at ``path`` holds a table (``x_train`` of any numeric features)
+    rather than MNIST (integer images of 784 pixels or 28x28), from ``x_train``'s header."""
+    import zipfile
+
+    from .._fileio import ObjectArrayError, read_npy_header
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("x_train.npy") as member:
+            shape, _, dtype = read_npy_header(member)
+    except ObjectArrayError:
+        return True  # refused as a table, in those words
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False  # not readable as one: the MNIST reader says what is wrong
+    mnist = dtype.kind in "iu" and tuple(shape[1:]) in ((784,), (28, 28))
+    return not mnist
+
+
+def read_npz_table(path: str | os.PathLike, fraction: float = 1 / 7, seed: int = 0) -> Any:
+    """Training data from an ``.npz`` of arrays: ``x_train`` (n, d) numeric features,
+    ``y_train`` (n,) labels (numbers or strings), and ``x_test``, ``y_test`` alike, or no test
+    pair (one is then held out as for a CSV table). Read like MNIST's ``.npz``: never unpickled,
+    each array checked from its header before its bytes are read."""
+    path = Path(path)
+    with open_zip(path) as archive:
+        present = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
+        if not {"x_train", "y_train"} <= present:
+            raise DataError(f"{path} has no x_train and y_train arrays; a table .npz holds "
+                            f"x_train, y_train and optionally x_test, y_test (it has: "
+                            f"{', '.join(sorted(present)[:8]) or 'none'})")
+        keys = [key for key in _NPZ_TABLE_KEYS if key in present]
+        arrays = {key: read_npy(archive, path, key, _check_table_layout) for key in keys}
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path} has only one of x_test and y_test; give both or neither")
+    tables = [table_from_arrays(arrays[f"x_{part}"], arrays[f"y_{part}"], source=path)
+              for part in ("train", "test") if f"x_{part}" in arrays]
+    if len(tables) == 1:
+        return held_out_data(tables[0], fraction, seed)
+    return paired_data(*tables)
+
+
+def _check_table_layout(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    features = key.startswith("x")
+    kinds, rank = ("iuf", 2) if features else ("iuU", 1)
+    if dtype.kind not in kinds:
+        raise DataError(f"{path} array {key} has dtype {dtype}, but a table's "
+                        + ("features must be numbers" if features else
+                           "labels must be integers or strings"))
+    if len(shape) != rank or shape[0] == 0:
+        expected = "(n, d), a row of features each" if features else "(n,), a label each"
+        raise DataError(f"{path} array {key} has shape {shape}, but it must be {expected}")
