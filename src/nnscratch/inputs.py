@@ -19,6 +19,7 @@ __all__ = [
     "IMAGE_SIDE",
     "PIXELS",
     "NUM_CLASSES",
+    "as_array",
     "as_pixels",
     "as_labels",
     "pixel_width",
@@ -28,6 +29,7 @@ __all__ = [
     "as_features",
     "fit_scaling",
     "scaled_features",
+    "apply_scaling",
     "first_bad_label",
     "first_bad_pixel",
 ]
@@ -62,7 +64,7 @@ def as_pixels(x: ArrayLike, width: int = PIXELS) -> np.ndarray:
     memory with ``x``); other integers must be 0..255 and become uint8; floats count as already
     scaled, must be finite and in [0, 1], and become float32 (float64 stays).
     """
-    arr = _as_array(x, "images")
+    arr = as_array(x, "images")
     is_float = arr.dtype.kind == "f" and arr.dtype.itemsize in _FLOAT_RESULT
     if arr.dtype.kind not in "iu" and not is_float:
         raise DataError("images must be uint8, integers in 0..255 or floats in [0, 1]; got "
@@ -75,7 +77,8 @@ def as_pixels(x: ArrayLike, width: int = PIXELS) -> np.ndarray:
     return _float_pixels(rows)
 
 
-def _as_array(x: ArrayLike, what: str) -> np.ndarray:
+def as_array(x: ArrayLike, what: str) -> np.ndarray:
+    """``x`` as a NumPy array (not copied when it is one), or a DataError naming ``what``."""
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as exc:  # ragged nested lists, unconvertible objects
@@ -120,7 +123,7 @@ def _float_pixels(rows: np.ndarray) -> np.ndarray:
 def as_labels(y: ArrayLike, n: int, classes: int = NUM_CLASSES) -> np.ndarray:
     """Check labels a user gives the model: class numbers 0..classes-1 (the digits 0..9 by
     default), shape (n,); returned as new int64."""
-    arr = _as_array(y, "labels")
+    arr = as_array(y, "labels")
     if arr.dtype.kind not in "iu":
         raise DataError(f"labels must be integers 0..{classes - 1}; got dtype {arr.dtype}")
     if arr.shape != (n,):
@@ -135,7 +138,7 @@ def as_labels(y: ArrayLike, n: int, classes: int = NUM_CLASSES) -> np.ndarray:
 def pixel_width(x: ArrayLike) -> int:
     """How many pixels each image of ``x`` has: the width of (n, d) rows, or h * w of (n, h, w)
     images. Training data sets the model's input size with it."""
-    shape = _as_array(x, "images").shape
+    shape = as_array(x, "images").shape
     if len(shape) not in (2, 3) or 0 in shape[1:]:
         raise DataError(f"training images must be (n, d) rows or (n, h, w) images; got shape "
                         f"{shape}")
@@ -147,7 +150,7 @@ def class_count(*labels: ArrayLike) -> int:
     2). Training data sets the model's output size with it."""
     largest = -1
     for y in labels:
-        arr = _as_array(y, "labels")
+        arr = as_array(y, "labels")
         if arr.dtype.kind not in "iu":
             raise DataError(f"labels must be class numbers 0, 1, 2...; got dtype {arr.dtype}")
         if arr.size and arr.min() < 0:
@@ -162,7 +165,7 @@ def class_count(*labels: ArrayLike) -> int:
 def label_codes(y: ArrayLike, n: int, classes: tuple[object, ...]) -> np.ndarray:
     """The class number of each of ``n`` labels ``y``, which must be among ``classes`` (a
     model's labels: strings or integers); new int64 (n,)."""
-    arr = _as_array(y, "labels")
+    arr = as_array(y, "labels")
     if arr.shape != (n,):
         raise DataError(f"labels must have shape ({n},), one per image; got shape {arr.shape}")
     number = {label: code for code, label in enumerate(classes)}
@@ -185,7 +188,7 @@ def class_labels(codes: np.ndarray, classes: tuple[object, ...]) -> np.ndarray:
 def as_features(x: ArrayLike, width: int) -> np.ndarray:
     """Check numeric features a user gives the model: (n, width) rows or one row of ``width``
     finite numbers; returned as new float64 rows (never ``x`` itself)."""
-    arr = _as_array(x, "features")
+    arr = as_array(x, "features")
     if arr.dtype.kind not in "iuf":
         raise DataError(f"features must be numbers; got dtype {arr.dtype}")
     if arr.shape == (width,):
@@ -214,7 +217,12 @@ def fit_scaling(features: np.ndarray, scaling: str) -> dict[str, object]:
 
 def scaled_features(x: ArrayLike, inputs: dict[str, object], width: int) -> np.ndarray:
     """Features ``x`` prepared as described by ``inputs`` (from :func:`fit_scaling`)."""
-    rows = as_features(x, width)
+    return apply_scaling(as_features(x, width), inputs)
+
+
+def apply_scaling(rows: np.ndarray, inputs: dict[str, object]) -> np.ndarray:
+    """In place on float64 ``rows`` already checked by :func:`as_features`: the scaling that
+    ``inputs`` describes; returns ``rows``."""
     if inputs["scaling"] == "standardize":
         rows -= np.asarray(inputs["mean"])
         rows /= np.asarray(inputs["scale"])

@@ -215,7 +215,11 @@ class MLP:
 
     def predict_proba(self, x: Any) -> Any:
         """Class probabilities, a host array (n, c) of the model's dtype."""
-        logits, _ = self.forward(self._inputs(x))
+        return self.predict_proba_arrays(self._inputs(x))
+
+    def predict_proba_arrays(self, x: Any) -> Any:
+        """:meth:`predict_proba` for a backend array already prepared (floats, or pixels)."""
+        logits, _ = self.forward(x)
         return self.backend.to_numpy(self.backend.softmax(logits))
 
     def predict(self, x: Any) -> Any:

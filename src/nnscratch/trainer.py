@@ -196,12 +196,6 @@ class Trainer:
         """Accuracy and loss on the test set."""
         return self.model.evaluate_arrays(self.x_test, self.y_test)
 
-    def test_probabilities(self) -> Any:
-        """The model's class probabilities for the test set, a host array (n, classes)."""
-        b = self.model.backend
-        logits, _ = self.model.forward(self.x_test)
-        return b.to_numpy(b.softmax(logits))
-
     def evaluate_validation(self) -> dict[str, float] | None:
         """Accuracy and loss on the held-out validation images; None without a split."""
         if self.x_val is None:

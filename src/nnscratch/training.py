@@ -27,8 +27,8 @@ from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
 from .data.tables import (Table, encode_labels, held_out_data, looks_like_npz_table,
                           read_npz_table)
-from .inputs import (as_features, as_labels, as_pixels, class_count, fit_scaling,
-                     pixel_width, scaled_features)
+from .inputs import (apply_scaling, as_array, as_features, as_labels, as_pixels, class_count,
+                     fit_scaling, pixel_width, scaled_features)
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
 from .model import MLP
 from .optim import LRSchedule
@@ -192,10 +192,8 @@ def training_data(data: Any, scaling: str = "auto") -> MnistData:
     if isinstance(data, MnistData):
         return _prepared(data, scaling)
     if isinstance(data, tuple) and len(data) == 4:
-        # Sizes from the data: the inputs' width and the classes of the labels.
-        width = pixel_width(data[0])
-        read = as_pixels if _uses_pixels(data[0], scaling) else as_features
-        x_train, x_test = read(data[0], width), read(data[2], width)
+        # Sizes from the data: the classes of the labels here, the inputs' width in _prepared.
+        x_train, x_test = as_array(data[0], "images"), as_array(data[2], "images")
         classes, y_train, y_test = _class_numbers(data[1], len(x_train), data[3], len(x_test))
         return _prepared(MnistData(x_train, y_train, x_test, y_test, "arrays given to train()",
                                    False, classes=classes), scaling)
@@ -208,17 +206,19 @@ def _uses_pixels(x: Any, scaling: str) -> bool:
 
 
 def _prepared(data: MnistData, scaling: str) -> MnistData:
-    """``data`` with its inputs prepared: pixels stay as they are (the backend divides them by
-    255); features are scaled as fitted on the training set, which the model will keep."""
-    width = data.x_train.shape[1]
+    """``data`` with its inputs checked and prepared: pixels as uint8 (or floats already in
+    [0, 1]) rows, which the backend divides by 255; features as float64 rows scaled as fitted on
+    the training set, which the model will keep."""
+    width = pixel_width(data.x_train)
     if _uses_pixels(data.x_train, scaling):
-        if data.x_train.dtype == np.uint8:
-            return data
+        if all(x.dtype == np.uint8 and x.ndim == 2 and x.shape[1] == width
+               for x in (data.x_train, data.x_test)):
+            return data  # uint8 rows, as the data readers give them: nothing to check
         return dataclasses.replace(data, x_train=as_pixels(data.x_train, width),
                                    x_test=as_pixels(data.x_test, width))
-    inputs = fit_scaling(np.asarray(data.x_train, dtype=np.float64),
-                         "none" if scaling == "none" else "standardize")
-    return dataclasses.replace(data, x_train=scaled_features(data.x_train, inputs, width),
+    x_train = as_features(data.x_train, width)
+    inputs = fit_scaling(x_train, "none" if scaling == "none" else "standardize")
+    return dataclasses.replace(data, x_train=apply_scaling(x_train, inputs),
                                x_test=scaled_features(data.x_test, inputs, width),
                                inputs=inputs)
 
@@ -523,7 +523,7 @@ def _write_run_results(folder: Path, result: TrainResult, mnist: MnistData,
     result.save(folder / runs.MODEL)
     # From the test rows as the trainer holds them: features already prepared are not
     # prepared a second time, as predict_proba would do to raw rows.
-    probs = trainer.test_probabilities()
+    probs = trainer.model.predict_proba_arrays(trainer.x_test)
     runs.write_predictions(folder, probs, mnist.y_test, mnist.x_test)
     result.extra["report"] = build_report(folder)
     (folder / runs.CHECKPOINT).unlink(missing_ok=True)
