@@ -223,3 +223,28 @@ def test_mnist_files_given_as_data_are_not_taken_for_tables(tmp_path, clean_env,
                     "--out", str(tmp_path / "m.npz")], clean_env)
         assert proc.returncode == 0, proc.stderr
         assert words in proc.stdout
+
+
+def test_an_npz_table_run_resumes_from_the_command_line(tmp_path, clean_env):
+    """A run on an .npz table records it, and --resume reads it again as an .npz."""
+    import os
+    import signal
+
+    x, labels = _measurements(tmp_path / "m.csv")
+    np.savez(tmp_path / "t.npz", x_train=x, y_train=labels)
+
+    class Stop(nnscratch.Callback):
+        def on_epoch_end(self, stats):
+            if stats.epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    settings = dict(hidden=(8,), epochs=3, progress=False)
+    whole = nnscratch.train(str(tmp_path / "t.npz"), out=tmp_path / "whole", **settings)
+    with pytest.raises(nnscratch.TrainingInterrupted):
+        nnscratch.train(str(tmp_path / "t.npz"), out=tmp_path / "cut", callback=Stop(),
+                        **settings)
+    proc = run(["train", "--resume", str(tmp_path / "cut")], clean_env)
+    assert proc.returncode == 0, proc.stderr
+    resumed = nnscratch.load_model(tmp_path / "cut" / "model.npz").params()
+    for name, value in whole.model.params().items():
+        assert (resumed[name] == value).all(), name

@@ -105,8 +105,7 @@ def _table_data(args: argparse.Namespace) -> Any:
     """The data of a table (see nnscratch.data.tables), when --data is one: a CSV file with a
     header that is not MNIST's, or any CSV given with --label-column; or, for --resume, when
     the run recorded a table. Else None."""
-    from .data.tables import (held_out_data, looks_like_npz_table, looks_like_table,
-                              paired_data, read_npz_table, read_table)
+    from .data.tables import looks_like_npz_table, looks_like_table, read_table_data
 
     if getattr(args, "resume", None):  # compare has no --resume
         return _resumed_table(args)
@@ -119,23 +118,20 @@ def _table_data(args: argparse.Namespace) -> Any:
         if args.label_column is not None or args.test_data is not None:
             raise NNScratchError(f"{path} is an .npz table: its labels are y_train (and "
                                  "y_test), so --label-column and --test-data do not apply")
-        return read_npz_table(path)
+        return read_table_data(path)
     if path is None or not path.is_file() or (args.label_column is None
                                               and not looks_like_table(path)):
         if args.test_data is not None:
             raise NNScratchError(f"--test-data goes with a CSV table as --data; {args.data} "
                                  f"is not one (give --label-column if it is)")
         return None
-    table = read_table(path, label_column=args.label_column)
-    if args.test_data is None:
-        return held_out_data(table)
-    return paired_data(table, read_table(args.test_data, label_column=table.label_column))
+    return read_table_data(path, args.label_column, args.test_data)
 
 
 def _resumed_table(args: argparse.Namespace) -> Any:
     """The table a resumed run was trained on, read as it was (its label column and test
     table), from --data or the path it recorded; None for a run that was not on a table."""
-    from .data.tables import held_out_data, paired_data, read_table
+    from .data.tables import read_table_data
     from .runs import open_run_folder, read_config
 
     if args.label_column is not None or args.test_data is not None:
@@ -145,10 +141,8 @@ def _resumed_table(args: argparse.Namespace) -> Any:
     table = config.get("table")
     if not isinstance(table, dict):
         return None
-    train = read_table(args.data or config.get("data"), label_column=table.get("label_column"))
-    if table.get("test_data") is None:
-        return held_out_data(train)
-    return paired_data(train, read_table(table["test_data"], label_column=train.label_column))
+    return read_table_data(args.data or config.get("data"), table.get("label_column"),
+                           table.get("test_data"))
 
 
 def _train_target(args: argparse.Namespace) -> str | None:

@@ -46,6 +46,7 @@ __all__ = [
     "read_rows",
     "read_npz_table",
     "looks_like_npz_table",
+    "read_table_data",
 ]
 
 # Without label_column, the first header name found in this order (case-insensitive) is the label;
@@ -626,3 +627,16 @@ def _check_table_layout(path: Path, key: str, shape: tuple[int, ...], dtype: np.
     if len(shape) != rank or shape[0] == 0:
         expected = "(n, d), a row of features each" if features else "(n,), a label each"
         raise DataError(f"{path} array {key} has shape {shape}, but it must be {expected}")
+
+
+def read_table_data(path: str | os.PathLike, label_column: str | None = None,
+                    test_data: str | os.PathLike | None = None) -> Any:
+    """Training data from a table file: an ``.npz`` of arrays (:func:`read_npz_table`), or a
+    CSV (labels in ``label_column``) tested on the CSV ``test_data`` with the same columns, or
+    on rows held out of it. What the command line reads, and reads again to resume a run."""
+    if looks_like_npz_table(path):
+        return read_npz_table(path)
+    table = read_table(path, label_column=label_column)
+    if test_data is None:
+        return held_out_data(table)
+    return paired_data(table, read_table(test_data, label_column=table.label_column))
