@@ -14,6 +14,7 @@ __all__ = [
     "BackendUnavailableError",
     "TrainingDivergedError",
     "RunFolderError",
+    "WriteError",
 ]
 
 
@@ -41,6 +42,12 @@ class BackendUnavailableError(NNScratchError, RuntimeError):
 
 class RunFolderError(NNScratchError, ValueError):
     """A run folder or its checkpoint is missing, incomplete, corrupt or not what was asked."""
+
+
+class WriteError(NNScratchError, OSError):
+    """A file or folder could not be written: a full disk, a read-only or missing folder, no
+    permission, a file where a folder should be. Also an ``OSError``, so code that catches
+    those still does; the message names the path and the system's reason."""
 
 
 class TrainingDivergedError(NNScratchError, ArithmeticError):
