@@ -116,7 +116,8 @@ def test_lr_1e6_stops_in_the_first_epoch_with_exit_3(tmp_path, clean_env):
 def test_run_folder_mistakes_are_one_line_and_exit_2(tmp_path, clean_env, args, words):
     folder = tmp_path / "run"
     folder.mkdir()  # an unfinished run: the default settings, no checkpoint yet
-    runs.write_config(folder, {"training": nnscratch.TrainSettings().to_json()})
+    runs.write_config(folder, {"training": nnscratch.TrainSettings().to_json(),
+                               "layer_sizes": [784, 128, 10]})
     args = [str(folder) if a == "RUN" else a for a in args]
     assert_user_error(run(args, clean_env, cwd=tmp_path), *words)
 

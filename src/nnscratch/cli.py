@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._signals import signal_name, terminate_as_interrupt
 from ._version import __version__
 from .data.datasets import DEFAULT_DATASET, dataset_names
 from .errors import NNScratchError
@@ -186,7 +188,7 @@ def _run_train(args: argparse.Namespace) -> int:
                        resume=args.resume, **options)
     except TrainingInterrupted as stop:
         print(f"nnscratch train: {_interruption(stop)}", file=sys.stderr)
-        return 130
+        return 128 + stop.signum
     _print_trained(result, out)
     if mnist.is_sample:
         print("note: trained on the small bundled sample, not the full MNIST (see 'data:' above)")
@@ -197,6 +199,8 @@ def _interruption(stop: TrainingInterrupted) -> str:
     if stop.run_dir is None:
         return (f"{stop}; nothing was written (with --out FOLDER a run keeps a checkpoint "
                 f"to resume from)")
+    if stop.checkpoint is None and stop.finishing:
+        return f"{stop}; the run in {stop.run_dir} had finished and its results are written"
     if stop.checkpoint is None:
         return f"{stop}; {stop.run_dir} has no checkpoint yet: no epoch had finished"
     saved = "the last checkpoint was kept" if stop.at_once else "checkpoint saved to"
@@ -610,15 +614,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code. SIGTERM stops a command as Ctrl-C does
+    (exit code 143 rather than 130); a file being written when either comes is discarded whole."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with terminate_as_interrupt():
+            return args.run(args)
     except NNScratchError as exc:
         # A setting's mistake is told in the options' own names (--lr-min, not lr_min).
         message = exc.spelled(_flag) if isinstance(exc, SettingsError) else str(exc)
         print(f"nnscratch {args.command}: error: {message}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"nnscratch {args.command}: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except MemoryError:
+        print(f"nnscratch {args.command}: error: out of memory (this machine, or the limit "
+              f"set for this process, has too little for what was asked)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"nnscratch {args.command}: interrupted by {signal_name(signum)}; no file was "
+              f"left half-written", file=sys.stderr)
+        return 128 + signum

@@ -63,7 +63,7 @@ def build_report(run: str | os.PathLike) -> Report:
     folder = runs.open_run_folder(run)
     config = runs.read_config(folder)
     metrics = runs.read_metrics(folder)
-    predictions = runs.read_predictions(folder)
+    predictions = runs.read_predictions(folder, config)
     weights, model = _model_file(folder)
     classes = class_names(config, model)
     side = image_side(config, model)

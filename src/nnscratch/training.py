@@ -4,16 +4,13 @@ Ctrl-C and divergence."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import math
 import os
 import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from . import runs
+from ._signals import StopRequest, signal_name, stop_requests
 from .backend import Backend
+from .checkpoint import array_specs, check_checkpoint
 from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
@@ -72,25 +71,33 @@ class TrainResult:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped :func:`train`; a KeyboardInterrupt, so code that does not know it
-    stops as for any Ctrl-C.
+    """Ctrl-C (SIGINT) or SIGTERM stopped :func:`train`; a KeyboardInterrupt, so code that does
+    not know it stops as for any Ctrl-C.
 
-    The first Ctrl-C stops after the current step (``step`` of ``steps`` in ``epoch``) and
+    The first signal stops after the current step (``step`` of ``steps`` in ``epoch``) and
     writes the checkpoint; a second one stops at once (``at_once``) and leaves the last
-    checkpoint written, if any. ``run_dir`` is the run folder (None without one) and
-    ``checkpoint`` the checkpoint to resume from (None if there is none).
+    checkpoint written, if any. ``signum`` is the signal (``signal.SIGINT`` or
+    ``signal.SIGTERM``); ``run_dir`` is the run folder (None without one) and ``checkpoint`` the
+    checkpoint to resume from (None if there is none). ``finishing``: the signal came while the
+    finished run's results were being written.
     """
 
     def __init__(self, epoch: int, step: int, steps: int, run_dir: Path | None,
-                 checkpoint: Path | None, at_once: bool = False) -> None:
+                 checkpoint: Path | None, at_once: bool = False,
+                 signum: int = signal.SIGINT, finishing: bool = False) -> None:
         self.epoch, self.step, self.steps, self.at_once = epoch, step, steps, at_once
         self.run_dir, self.checkpoint = run_dir, checkpoint
-        if at_once:
-            where = f"stopped at once by a second Ctrl-C in epoch {epoch}"
+        self.signum, self.finishing = signum, finishing
+        name = signal_name(signum)
+        by = "" if signum == signal.SIGINT else f" by {name}"  # Ctrl-C goes without saying
+        if at_once and finishing:
+            where = f"stopped at once by a second {name} while writing the run's results"
+        elif at_once:
+            where = f"stopped at once by a second {name} in epoch {epoch}"
         elif step:
-            where = f"interrupted in epoch {epoch} after step {step} of {steps}"
+            where = f"interrupted{by} in epoch {epoch} after step {step} of {steps}"
         else:
-            where = f"interrupted before epoch {epoch}"
+            where = f"interrupted{by} before epoch {epoch}"
         super().__init__(where)
 
 
@@ -135,6 +142,7 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
     unknown = [name for name in options if name not in TrainSettings.names()]
     if unknown:
         raise TypeError(f"train() got an unexpected keyword argument {unknown[0]!r}")
+    _check_paths(out=out, resume=resume)
     folder, config = None, None
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
@@ -148,20 +156,30 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
         run_settings = settings_from(settings, options)
     session = _Session(training_data(data, run_settings.scaling), run_settings, backend,
                        make_callbacks(progress, callback))
-    if resume is not None:
-        session.resume(folder, config)
-    elif out is not None and not runs.is_model_path(out):
-        session.start_run_folder(out, data)
-    elif out is not None:
-        runs.check_model_target(out)
-    with warnings.catch_warnings():
-        # A diverging run overflows; it is detected and reported as TrainingDivergedError, so
-        # the array library's overflow warnings would only repeat it less clearly.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = session.run()
-    if out is not None and runs.is_model_path(out):
-        result.save(out)
+    # From the first file written to the last, a signal stops the run where it can stop cleanly.
+    with stop_requests() as request, session:
+        session.request = request
+        if resume is not None:
+            session.resume(folder, config)
+        elif out is not None and not runs.is_model_path(out):
+            session.start_run_folder(out, data)
+        elif out is not None:
+            runs.check_model_target(out)
+        with warnings.catch_warnings():
+            # A diverging run overflows; it is detected and reported as TrainingDivergedError,
+            # so the array library's overflow warnings would only repeat it less clearly.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = session.run()
+        if out is not None and runs.is_model_path(out):
+            result.save(out)
     return result
+
+
+def _check_paths(**paths: Any) -> None:
+    for name, value in paths.items():
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{name} must be a path (a str or os.PathLike); got "
+                              f"{type(value).__name__}")
 
 
 def _signature_with_settings() -> inspect.Signature:
@@ -261,28 +279,6 @@ def _resumed_settings(settings: TrainSettings | None, options: dict[str, Any],
     return saved
 
 
-@contextlib.contextmanager
-def _stop_on_sigint() -> Iterator[dict[str, bool]]:
-    """While training, the first Ctrl-C (SIGINT) only sets a flag, which the loop checks after
-    every step; a second one raises KeyboardInterrupt at once. The previous handler comes back
-    afterwards. Outside the main thread signals cannot be caught, and Ctrl-C acts as usual."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, request_stop)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-
-
 @dataclass
 class _Position(EpochProgress):
     """Where a run stands: with the parameters and the optimiser's state, all it takes to
@@ -324,12 +320,22 @@ class _Session:
         self.position = _Position()
         self.best_params: dict[str, Any] | None = None
         self.folder: Path | None = None
+        self.lock: runs.RunFolderLock | None = None
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint
+        self.request = StopRequest()  # the stop signal that has arrived, if any
+        self.finishing = False  # the run's results are being written
+
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     # --- run folders ------------------------------------------------------------------------
 
     def start_run_folder(self, out: str | os.PathLike, data: Any) -> None:
-        self.folder = runs.create_run_folder(out, self.trainer.model.layer_sizes)
+        self.folder, self.lock = runs.create_run_folder(out, self.trainer.model.layer_sizes)
         if isinstance(data, (str, os.PathLike)):
             data_path = str(Path(data).resolve())
         else:
@@ -347,12 +353,17 @@ class _Session:
         return runs.data_fingerprint(m.x_train, m.y_train, m.x_test, m.y_test)
 
     def resume(self, folder: Path, config: dict[str, Any]) -> None:
-        self.folder = folder
+        if config.get("layer_sizes") != list(self.trainer.model.layer_sizes):
+            raise RunFolderError(f"{folder / runs.CONFIG} is damaged: its layer sizes "
+                                 f"{config.get('layer_sizes')} do not fit its settings and data "
+                                 f"({'-'.join(map(str, self.trainer.model.layer_sizes))})")
         if config.get("data_fingerprint") != self._fingerprint():
             raise RunFolderError(f"the data given ({self.mnist.source}) is not the data the run "
                                  f"in {folder} was trained on ({config.get('data_source')}); "
                                  f"give it the same data as the first time (--data)")
-        checkpoint = runs.read_checkpoint(folder)
+        self.lock = runs.RunFolderLock(folder)
+        self.folder = folder
+        checkpoint = runs.read_checkpoint(folder, array_specs(self.trainer))
         if checkpoint is None and (folder / runs.MODEL).exists():
             raise RunFolderError(f"the run in {folder} has finished (its model is "
                                  f"{folder / runs.MODEL}); there is nothing to resume")
@@ -361,14 +372,10 @@ class _Session:
 
     def _restore(self, arrays: dict[str, Any], state: dict[str, Any]) -> None:
         t = self.trainer
-        try:
-            t.model.set_params(_prefixed(arrays, "param."))
-            t.optimizer.load_state(t.model.backend, _prefixed(arrays, "optim."),
-                                   state["optimizer"])
-            self.position = _Position.from_json(state["position"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RunFolderError(f"the checkpoint in {self.folder} does not fit its run "
-                                 f"({type(exc).__name__}: {exc})") from None
+        check_checkpoint(arrays, state, t, self.folder / runs.CHECKPOINT)
+        t.model.set_params(_prefixed(arrays, "param."))
+        t.optimizer.load_state(t.model.backend, _prefixed(arrays, "optim."), state["optimizer"])
+        self.position = _Position.from_json(state["position"])
         self.best_params = _prefixed(arrays, "best.") or None
         self.saved_at = (self.position.epoch, self.position.step)
         if self.position.order_state is not None:  # None: saved before the first epoch began
@@ -392,53 +399,60 @@ class _Session:
     # --- the loop -------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        """Train the remaining epochs and write the results. The first stop signal is honoured
+        after the current step; once the last epoch is done, the results are written whole
+        even if one comes (the run has finished). A second signal stops at once."""
         epochs = self.settings.epochs
         try:
-            with _stop_on_sigint() as flag:
+            try:
                 while self.position.epoch <= epochs and not self.position.stopped_early:
-                    self._stop_if_asked(flag["stop"])
-                    stats = self._train_epoch(epochs, flag)
+                    self._stop_if_asked(self.request.signum)
+                    stats = self._train_epoch(epochs)
                     self._end_epoch(stats)
+            finally:
+                for cb in self.callbacks:
+                    cb.on_train_end()
+            self.finishing = True
+            return self._finish()
         except TrainingInterrupted:
             raise
-        except KeyboardInterrupt:  # the second Ctrl-C: whatever was running was cut short
-            raise self._interrupted(at_once=True) from None
-        finally:
-            for cb in self.callbacks:
-                cb.on_train_end()
-        return self._finish()
+        except KeyboardInterrupt as exc:  # a second signal: whatever ran was cut short
+            signum = getattr(exc, "signum", self.request.signum or signal.SIGINT)
+            raise self._interrupted(signum, at_once=True) from None
 
-    def _stop_if_asked(self, asked: bool) -> None:
-        if asked:
+    def _stop_if_asked(self, signum: int | None) -> None:
+        if signum is not None:
             self._save_checkpoint()
-            raise self._interrupted()
+            raise self._interrupted(signum)
 
-    def _interrupted(self, at_once: bool = False) -> TrainingInterrupted:
+    def _interrupted(self, signum: int, at_once: bool = False) -> TrainingInterrupted:
         pos = self.position
         checkpoint = None
         if self.folder is not None and self.saved_at is not None:
             checkpoint = self.folder / runs.CHECKPOINT
+            if not checkpoint.exists():  # removed as the last of the results' writes
+                checkpoint = None
         return TrainingInterrupted(pos.epoch, pos.step, self.trainer.steps_per_epoch,
-                                   self.folder, checkpoint, at_once)
+                                   self.folder, checkpoint, at_once, signum, self.finishing)
 
-    def _train_epoch(self, epochs: int, flag: dict[str, bool]) -> EpochStats:
+    def _train_epoch(self, epochs: int) -> EpochStats:
         t, pos = self.trainer, self.position
         t.optimizer.lr = lr = self.schedule.at(pos.epoch)
         # Before the order is drawn: a run resumed inside this epoch draws the same order again.
         pos.order_state = t.order_rng.bit_generator.state
         for cb in self.callbacks:
             cb.on_epoch_start(pos.epoch, epochs, t.steps_per_epoch)
-        asked: list[bool] = []
+        asked: list[int | None] = []
 
         def stop() -> bool:
-            asked.append(flag["stop"])  # read once: the signal may arrive at any moment
-            return asked[-1]
+            asked.append(self.request.signum)  # read once: a signal may arrive at any moment
+            return asked[-1] is not None
 
         try:
             t.run_epoch(pos, callbacks=self.callbacks, stop=stop)
         except LossDiverged as exc:
             raise self._diverged(pos.epoch, exc.step, f"the loss became {exc.value:.3g}") from None
-        self._stop_if_asked(bool(asked) and asked[-1])
+        self._stop_if_asked(asked[-1] if asked else None)
         return self._evaluate(lr)
 
     def _diverged(self, epoch: int, step: int, what: str) -> TrainingDivergedError:
