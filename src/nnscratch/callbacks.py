@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from .errors import ConfigError
+
 __all__ = ["EpochStats", "Callback", "ProgressPrinter", "format_epoch", "history_as_dicts",
            "make_callbacks"]
 
@@ -71,8 +73,13 @@ def make_callbacks(progress: bool | None, callback: Any) -> list[Callback]:
     :class:`EpochStats`, or a list of them."""
     if progress is None:
         progress = _is_terminal(sys.stderr)
+    if not isinstance(progress, bool):
+        raise ConfigError(f"progress must be True, False or None; got {progress!r:.40}")
     callbacks: list[Callback] = [ProgressPrinter(sys.stderr)] if progress else []
     for cb in callback if isinstance(callback, (list, tuple)) else [callback]:
+        if cb is not None and not (isinstance(cb, Callback) or callable(cb)):
+            raise ConfigError(f"callback must be a Callback, a function of each epoch's "
+                              f"EpochStats, or a list of them; got {type(cb).__name__}")
         if cb is not None:
             callbacks.append(cb if isinstance(cb, Callback) else _FunctionCallback(cb))
     return callbacks

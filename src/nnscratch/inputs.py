@@ -80,9 +80,12 @@ def as_pixels(x: ArrayLike, width: int = PIXELS) -> np.ndarray:
 def as_array(x: ArrayLike, what: str) -> np.ndarray:
     """``x`` as a NumPy array (not copied when it is one), or a DataError naming ``what``."""
     try:
-        return np.asarray(x)
+        arr = np.asarray(x)
     except (ValueError, TypeError) as exc:  # ragged nested lists, unconvertible objects
         raise DataError(f"{what} must be a rectangular array of numbers ({exc})") from exc
+    if arr.ndim == 0:
+        raise DataError(f"{what} must be an array; got a single {type(x).__name__}")
+    return arr
 
 
 def _pixel_rows(arr: np.ndarray, width: int) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 from . import runs
 from ._fileio import atomic_file
 from .data.datasets import DATASETS, DEFAULT_DATASET
+from .errors import RunFolderError
 from .serialize import read_model_file
 
 __all__ = ["build_report", "Report", "plotting_available", "confusion_matrix", "PLOT_HINT"]
@@ -64,7 +65,7 @@ def build_report(run: str | os.PathLike) -> Report:
     config = runs.read_config(folder)
     metrics = runs.read_metrics(folder)
     predictions = runs.read_predictions(folder, config)
-    weights, model = _model_file(folder)
+    weights, model = _model_file(folder, config)
     classes = class_names(config, model)
     side = image_side(config, model)
     pictures = (_draw(folder, metrics, predictions, weights, classes, side)
@@ -74,11 +75,17 @@ def build_report(run: str | os.PathLike) -> Report:
     return Report(path, tuple(folder / f"{name}.png" for name in pictures))
 
 
-def _model_file(folder: Path) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """The first layer's weights and the metadata of the run's model (None, {} without one)."""
+def _model_file(folder: Path, config: dict[str, Any]) -> tuple[np.ndarray | None,
+                                                                dict[str, Any]]:
+    """The first layer's weights and the metadata of the run's model (None, {} without one),
+    which must be the network the run's config.json describes."""
     if not (folder / runs.MODEL).exists():
         return None, {}
     params, metadata = read_model_file(folder / runs.MODEL)
+    if metadata["layer_sizes"] != config["layer_sizes"]:
+        sizes = "-".join(map(str, metadata["layer_sizes"]))
+        raise RunFolderError(f"the model {folder / runs.MODEL} ({sizes}) is not the network of "
+                             f"the run in {folder} ({'-'.join(map(str, config['layer_sizes']))})")
     return params["W1"], metadata
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rng as _rng
 from .backend import Backend
+from .errors import ConfigError
 from .inputs import class_count
 from .model import MLP
 from .optim import make_optimizer
@@ -38,7 +39,7 @@ def settings_from(settings: TrainSettings | None, options: dict[str, Any]) -> Tr
     if settings is None:
         return TrainSettings(**options) if options else TrainSettings()
     if not isinstance(settings, TrainSettings):
-        raise TypeError(f"settings must be a TrainSettings; got {type(settings).__name__}")
+        raise ConfigError(f"settings must be a TrainSettings; got {type(settings).__name__}")
     return settings.replace(**options) if options else settings
 
 
@@ -80,6 +81,9 @@ class Trainer:
     def __init__(self, data: MnistData, settings: TrainSettings | None = None, *,
                  backend: str | Backend | None = None, **options: Any) -> None:
         s = self.settings = settings_from(settings, options)
+        if not all(hasattr(data, name) for name in ("x_train", "y_train", "x_test", "y_test")):
+            raise ConfigError(f"Trainer needs an MnistData (see nnscratch.training_data); got "
+                              f"{type(data).__name__}")
         self.optimizer = make_optimizer(s.optimizer, s.lr, momentum=s.momentum,
                                         nesterov=s.nesterov, weight_decay=s.weight_decay)
         init_rng, self.order_rng = _rng.generators(s.seed)

@@ -31,7 +31,7 @@ from .inputs import (apply_scaling, as_array, as_features, as_labels, as_pixels,
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
 from .model import MLP
 from .optim import LRSchedule
-from .settings import TrainSettings
+from .settings import SettingsError, TrainSettings
 from .trainer import EpochProgress, LossDiverged, Trainer, settings_from
 
 __all__ = ["train", "TrainResult", "TrainingInterrupted", "training_data"]
@@ -274,8 +274,9 @@ def _resumed_settings(settings: TrainSettings | None, options: dict[str, Any],
     # only real differences are refused; an impossible value fails here, as for a new run.
     mine = saved.replace(**given)
     for name, (value, kept) in mine.differences(saved).items():
-        raise ConfigError(f"{name} {value!r} differs from the {kept!r} of the run in {folder}: "
-                          f"a resumed run keeps the settings it started with")
+        raise SettingsError(f"{{{name}}} {{value!r}} differs from the {{kept!r}} of the run in "
+                            f"{{folder}}: a resumed run keeps the settings it started with",
+                            value=value, kept=kept, folder=folder)
     return saved
 
 
@@ -409,10 +410,10 @@ class _Session:
                     self._stop_if_asked(self.request.signum)
                     stats = self._train_epoch(epochs)
                     self._end_epoch(stats)
+                self.finishing = True
             finally:
                 for cb in self.callbacks:
                     cb.on_train_end()
-            self.finishing = True
             return self._finish()
         except TrainingInterrupted:
             raise
