@@ -567,3 +567,68 @@ def test_wrong_argument_types_are_the_projects_errors(call):
     with pytest.raises(NNScratchError) as error:
         call()
     one_line(error.value)
+
+
+# --- permission denied, as a user who may not write there ------------------------------------
+
+def as_another_user(args, env, cwd):
+    """``nnscratch ARGS`` run by a user without write permission to folders owned by this one:
+    ``nobody`` (through setpriv) when the tests run as root, who may write anywhere."""
+    command = [sys.executable, "-m", "nnscratch", *args]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop the permission to write")
+        command = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *command]
+        probe = subprocess.run([*command[:6], sys.executable, "-c", "import nnscratch"],
+                               env=env, capture_output=True, text=True, cwd=cwd)
+        if probe.returncode:
+            pytest.skip(f"user nobody cannot import nnscratch here: {probe.stderr.strip()}")
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def locked():
+    """A folder others may read but not write, holding a finished run (outside pytest's
+    temporary folders, which others may not enter)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="nnscratch-locked-"))
+    run_dir = nnscratch.train(DATA, out=folder / "run", **SETTINGS).run_dir
+    for path in (folder, run_dir):
+        path.chmod(0o755)
+    for path in run_dir.iterdir():
+        path.chmod(0o644)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        run_dir.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+    run_dir.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["train", "--epochs", "1", "--out", "{locked}/new"], ["{locked}/new", "permission denied"]),
+    (["train", "--epochs", "1", "--out", "{locked}/"], ["{locked}", "permission denied"]),
+    (["train", "--epochs", "1", "--out", "{locked}/m.npz"], ["{locked}", "not writable"]),
+    (["report", "{locked}/run"], ["{locked}/run", "permission denied"]),
+    (["data", "download"], ["{locked}/cache", "permission denied"]),
+])
+def test_permission_denied_is_one_sentence_and_leaves_nothing(locked, args, words):
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="nnscratch-home-")  # theirs to write: matplotlib's cache
+    os.chmod(home, 0o777)
+    env = {**os.environ, "HOME": home, "NNSCRATCH_CACHE": str(locked / "cache"),
+           "NNSCRATCH_MIRRORS": "http://127.0.0.1:9/"}
+    for name in ("NNSCRATCH_DATA", "NNSCRATCH_BACKEND", "NNSCRATCH_DOWNLOAD"):
+        env.pop(name, None)
+    before = sorted(p.relative_to(locked) for p in locked.rglob("*"))
+    try:
+        proc = as_another_user([a.format(locked=locked) for a in args], env, cwd=locked)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert_user_error(proc)
+    for word in words:
+        assert word.format(locked=locked) in proc.stderr.lower(), proc.stderr
+    assert sorted(p.relative_to(locked) for p in locked.rglob("*")) == before
