@@ -632,3 +632,56 @@ def test_permission_denied_is_one_sentence_and_leaves_nothing(locked, args, word
     for word in words:
         assert word.format(locked=locked) in proc.stderr.lower(), proc.stderr
     assert sorted(p.relative_to(locked) for p in locked.rglob("*")) == before
+
+
+# --- every writer writes whole files ------------------------------------------------------------
+
+AUDIT = r'''
+import json, os, sys
+written, renamed = [], []
+
+def hook(event, args):
+    if event == "open" and args[0] is not None and not isinstance(args[0], int):
+        mode, flags = args[1] or "", args[2] or 0
+        if any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR):
+            written.append(os.fspath(args[0]))
+    elif event in ("os.rename", "os.replace"):
+        renamed.append(os.fspath(args[1]))
+
+sys.addaudithook(hook)
+from nnscratch.cli import main
+codes = [main(command) for command in json.loads(sys.argv[1])]
+print(json.dumps({"codes": codes, "written": written, "renamed": renamed}))
+'''
+
+
+def test_every_file_the_commands_write_is_written_whole(tmp_path, clean_env):
+    """Each file a command writes in the user's folders is opened for writing only under a
+    temporary name (atomic_file's) and renamed into place; seen through Python's audit hooks
+    (every open of a file for writing, every rename), in a process of its own."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{'xy'[i % 2]}\n"
+                                             for i in range(60)))
+    commands = [
+        ["train", "--epochs", "2", "--hidden", "8", "--out", str(tmp_path / "run")],
+        ["train", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path / "m.npz")],
+        ["report", str(tmp_path / "run")],
+        ["train", "--data", str(rows), "--epochs", "2", "--out", str(tmp_path / "t.npz")],
+        ["predict", str(tmp_path / "t.npz"), str(rows), "--out", str(tmp_path / "p.csv")],
+    ]
+    proc = subprocess.run([sys.executable, "-c", AUDIT, json.dumps(commands)], env=clean_env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["codes"] == [0] * len(commands)
+    ours = [Path(p) for p in seen["written"] if Path(p).is_relative_to(tmp_path)
+            and not Path(p).is_relative_to(tmp_path / "empty-cache")]
+    direct = [p for p in ours if not (p.name.startswith(".") and p.name.endswith(".tmp"))
+              and p.name != runs.LOCK]
+    assert direct == [], "opened for writing under their own names"
+    renamed = {Path(p) for p in seen["renamed"]}
+    expected = {tmp_path / "run" / name for name in (runs.CONFIG, runs.METRICS, runs.CHECKPOINT,
+                                                     runs.MODEL, runs.PREDICTIONS, runs.REPORT)}
+    expected |= {tmp_path / "m.npz", tmp_path / "t.npz", tmp_path / "p.csv"}
+    assert expected <= renamed
+    assert no_temporary_files(tmp_path) == []
