@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from .._fileio import CHUNK_BYTES, atomic_file, write_text
+from .._fileio import CHUNK_BYTES, atomic_file, open_regular, write_text
 from ..errors import DataError
 from .cache import dataset_cache_dir
 from .datasets import DATASETS, DEFAULT_DATASET, MNIST_PINS, Dataset, Pin, get_dataset
@@ -57,6 +57,7 @@ MIRRORS = DATASETS[DEFAULT_DATASET].mirrors  # MNIST's: PyTorch's, then Google's
 MIRRORS_ENV_VAR = "NNSCRATCH_MIRRORS"
 TIMEOUT_SECONDS = 30.0
 RECORD_NAME = "verified.json"
+_MAX_RECORD_BYTES = 1 << 16  # four small entries; anything longer is not nnscratch's record
 
 
 _Pin = Pin  # the name this module used before the pins moved to .datasets
@@ -99,10 +100,14 @@ def _content_problem(path: Path, pin: Pin, compressed: bool) -> str | None:
     limit = pin.size + _GZIP_OVERHEAD if pin.of_gzip_file else pin.size
     digest, size = hashlib.new(pin.algorithm, usedforsecurity=False), 0
     try:
-        with (open if whole_file else gzip.open)(path, "rb") as stream:
+        with open_regular(path, DataError, "a data file") as raw, (
+                contextlib.nullcontext(raw) if whole_file else gzip.GzipFile(fileobj=raw)
+        ) as stream:
             while size <= limit and (chunk := stream.read(CHUNK_BYTES)):  # bounded: no gzip bomb
                 digest.update(chunk)
                 size += len(chunk)
+    except DataError as exc:  # not a regular file: a FIFO put where a download was
+        return f"cannot be read ({str(exc).removeprefix(str(path)).strip()})"
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         return f"cannot be decompressed ({' '.join(str(exc).split())})"
     if pin.of_gzip_file and size > limit:
@@ -121,8 +126,9 @@ def _record_entry(path: Path, pin: Pin) -> dict[str, Any]:
 
 def _read_record(folder: Path) -> dict[str, Any]:
     # An unreadable record only costs a re-verification of every file: the safe direction.
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    with contextlib.suppress(DataError, OSError, ValueError), open_regular(
+            folder / RECORD_NAME, DataError, "a JSON record") as stream:
+        record = json.loads(stream.read(_MAX_RECORD_BYTES).decode("utf-8"))
         if isinstance(record, dict) and isinstance(record.get("files"), dict):
             return record["files"]
     return {}

@@ -28,7 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .readers import GZIP_MAGIC, open_data, open_zip, read_npy
+from .._fileio import CHUNK_BYTES, check_memory
+from .readers import GZIP_MAGIC, data_path, open_data, open_zip, read_npy
 from .split import stratified_indices
 
 __all__ = [
@@ -109,7 +110,7 @@ def read_table(path: str | os.PathLike, *, label_column: str | None = None) -> T
     ``target`` or ``y`` (case-insensitive, in that order of preference), else the last column.
     Labels that all look like integers become int64; any others are kept as the strings written.
     """
-    path = Path(path)
+    path = data_path(path)
     raw = _read_bytes(path)
     names = _header_names(_decoded_header(raw, path), path)
     _require_utf8_rows(raw, path)
@@ -128,9 +129,16 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The whole file, gunzipped if its first bytes say so; the parser needs it all anyway."""
+    """The whole file, gunzipped if its first bytes say so; the parser needs it all anyway.
+    Read in bounded pieces, so that a gzip stream inflating past the machine's memory is
+    refused as it grows rather than exhausting it."""
+    chunks, size = [], 0
     with open_data(path, "a CSV", _is_gzip(path)) as stream:
-        raw = stream.read()
+        while chunk := stream.read(CHUNK_BYTES):
+            chunks.append(chunk)
+            size += len(chunk)
+            check_memory(2 * size, f"{path}, read and parsed,", DataError)
+    raw = b"".join(chunks)
     if not raw.strip():
         raise DataError(f"{path} is empty: a table needs a header row and at least one data row")
     return raw
@@ -533,7 +541,7 @@ def looks_like_table(path: str | os.PathLike) -> bool:
     in CSV (no header, or a header of ``label`` and 784 pixel columns): from its first line."""
     from .formats import file_kind
 
-    path = Path(path)
+    path = data_path(path)
     try:
         if file_kind(path) != "csv":
             return False  # an .npz, an IDX file: the MNIST readers take it
@@ -549,7 +557,7 @@ def looks_like_table(path: str | os.PathLike) -> bool:
 def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows to predict from a CSV with a header: ``width`` numeric feature columns, and perhaps
     one column more, the labels (found as :func:`read_table` finds them), also returned."""
-    path = Path(path)
+    path = data_path(path)
     raw = _read_bytes(path)
     names = _header_names(_decoded_header(raw, path), path)
     if len(names) == width + 1:
@@ -579,16 +587,14 @@ _NPZ_TABLE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def looks_like_npz_table(path: str | os.PathLike) -> bool:
     """Whether the ``.npz`` at ``path`` holds a table (``x_train`` of any numeric features)
     rather than MNIST (integer images of 784 pixels or 28x28), from ``x_train``'s header."""
-    import zipfile
-
     from .._fileio import ObjectArrayError, read_npy_header
 
     try:
-        with zipfile.ZipFile(path) as archive, archive.open("x_train.npy") as member:
+        with open_zip(data_path(path)) as archive, archive.open("x_train.npy") as member:
             shape, _, dtype = read_npy_header(member)
     except ObjectArrayError:
         return True  # refused as a table, in those words
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (DataError, KeyError, ValueError):
         return False  # not readable as one: the MNIST reader says what is wrong
     mnist = dtype.kind in "iu" and tuple(shape[1:]) in ((784,), (28, 28))
     return not mnist
@@ -599,7 +605,7 @@ def read_npz_table(path: str | os.PathLike, fraction: float = 1 / 7, seed: int =
     ``y_train`` (n,) labels (numbers or strings), and ``x_test``, ``y_test`` alike, or no test
     pair (one is then held out as for a CSV table). Read like MNIST's ``.npz``: never unpickled,
     each array checked from its header before its bytes are read."""
-    path = Path(path)
+    path = data_path(path)
     with open_zip(path) as archive:
         present = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
         if not {"x_train", "y_train"} <= present:
