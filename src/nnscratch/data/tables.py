@@ -111,7 +111,9 @@ def read_table(path: str | os.PathLike, *, label_column: str | None = None) -> T
     Labels that all look like integers become int64; any others are kept as the strings written.
     """
     path = data_path(path)
+    _require_label_column(label_column)
     raw = _read_bytes(path)
+    _require_line_ends(raw, path)
     names = _header_names(_decoded_header(raw, path), path)
     _require_utf8_rows(raw, path)
     label_at, rule = _choose_label(names, label_column, path)
@@ -153,6 +155,28 @@ def _decoded_header(raw: bytes, path: Path) -> str:
                         f"{exc.object[exc.start]:#04x} cannot be decoded)") from None
 
 
+def _cells(line: str, path: Path, number: int) -> list[str]:
+    """The cells of one line (without its end), as the csv module splits them."""
+    try:
+        return next(csv.reader([line], quotechar='"'), [])
+    except csv.Error as exc:
+        raise DataError(f"{path} line {number} cannot be split into cells "
+                        f"({' '.join(str(exc).split())})") from None
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _require_line_ends(raw: bytes, path: Path) -> None:
+    """Refuse a carriage return that does not end a line: numpy's parser and Python's would
+    split such a file into different lines, so no line number could be trusted."""
+    found = _LONE_CR.search(raw)
+    if found:
+        line = 1 + raw.count(b"\n", 0, found.start())
+        raise DataError(f"{path} line {line} holds a carriage return (\\r) that does not end "
+                        "the line; lines must end with \\n or \\r\\n")
+
+
 def _require_utf8_rows(raw: bytes, path: Path) -> None:
     """Refuse a byte that is not UTF-8, naming its line; the decoded copy is dropped at once, as
     the parser reads the bytes themselves (a copy of the text would triple the memory needed)."""
@@ -165,7 +189,7 @@ def _require_utf8_rows(raw: bytes, path: Path) -> None:
 
 
 def _header_names(header: str, path: Path) -> list[str]:
-    names = [name.strip() for name in next(csv.reader([header.rstrip("\r\n")]), [])]
+    names = [name.strip() for name in _cells(header.rstrip("\r\n"), path, 1)]
     if not any(names):
         raise DataError(f"{path} has an empty first line; a table starts with a header row "
                         "naming its columns")
@@ -240,6 +264,8 @@ def _parse_numbers(raw: bytes, path: Path, names: list[str], label_at: int,
                                converters={label_at: label_index})
         except ValueError:
             raise DataError(_locate_problem(raw, path, names, label_at)) from None
+    if table.shape[0] and table.shape[1] != len(names):  # numpy counts from the first row
+        raise DataError(_locate_problem(raw, path, names, label_at))
     return table
 
 
@@ -263,7 +289,7 @@ def _locate_problem(raw: bytes, path: Path, names: list[str], label_at: int) -> 
     for number, line in enumerate(text, start=2):
         if not line.strip("\r\n"):
             continue  # numpy skips blank lines too
-        cells = next(csv.reader([line.rstrip("\r\n")], quotechar='"'))
+        cells = _cells(line.rstrip("\r\n"), path, number)
         problem = _row_problem(cells, names, label_at)
         if problem is not None:
             return f"{path} line {number}{problem}"
@@ -470,8 +496,10 @@ def encode_labels(labels: Any, *, source: str | os.PathLike | None = None
 def split_table(table: Table, fraction: float = 1 / 7, seed: int = 0) -> TableSplit:
     """Hold out ``fraction`` of the rows (rounded down, at least one) as a test set, stratified by
     class and seeded; every class keeps at least one training row."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"the held-out fraction must be between 0 and 1, not {fraction}")
+    if not isinstance(table, Table):
+        raise ConfigError(f"split_table takes a Table, not {type(table).__name__}")
+    _require_fraction(fraction)
+    _require_seed(seed)
     what = f"{table.source}" if table.source is not None else "the table"
     classes, codes = encode_labels(table.labels, source=table.source)
     _require_two_of_each(classes, codes, what)
@@ -486,6 +514,24 @@ def split_table(table: Table, fraction: float = 1 / 7, seed: int = 0) -> TableSp
             "the test set")
     return TableSplit(table.features[~test], codes[~test], table.features[test], codes[test],
                       classes, table.feature_names, note)
+
+
+def _require_fraction(fraction: Any) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not (
+            0 < fraction < 1):
+        raise ConfigError(f"the held-out fraction must be a number between 0 and 1, not "
+                          f"{_shown(repr(fraction))}")
+
+
+def _require_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"the seed must be a whole number 0 or more, not {_shown(repr(seed))}")
+
+
+def _require_label_column(label_column: Any) -> None:
+    if label_column is not None and not isinstance(label_column, str):
+        raise ConfigError(f"the label column must be a column name (a str), not "
+                          f"{type(label_column).__name__} {_shown(repr(label_column))}")
 
 
 def _require_two_of_each(classes: np.ndarray, codes: np.ndarray, what: str) -> None:
@@ -558,7 +604,11 @@ def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarr
     """Rows to predict from a CSV with a header: ``width`` numeric feature columns, and perhaps
     one column more, the labels (found as :func:`read_table` finds them), also returned."""
     path = data_path(path)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ConfigError(f"the feature count must be a whole number 1 or more, not "
+                          f"{_shown(repr(width))}")
     raw = _read_bytes(path)
+    _require_line_ends(raw, path)
     names = _header_names(_decoded_header(raw, path), path)
     if len(names) == width + 1:
         table = read_table(path)
@@ -574,6 +624,8 @@ def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarr
                               skiprows=1, encoding="utf-8", dtype=np.float64, ndmin=2)
         except ValueError:
             raise DataError(_locate_problem(raw, path, names, None)) from None
+    if rows.shape[0] and rows.shape[1] != len(names):  # numpy counts from the first row
+        raise DataError(_locate_problem(raw, path, names, None))
     if rows.shape[0] == 0:
         raise DataError(f"{path} has a header but no rows")
     if not np.isfinite(rows).all():
@@ -606,6 +658,8 @@ def read_npz_table(path: str | os.PathLike, fraction: float = 1 / 7, seed: int =
     pair (one is then held out as for a CSV table). Read like MNIST's ``.npz``: never unpickled,
     each array checked from its header before its bytes are read."""
     path = data_path(path)
+    _require_fraction(fraction)
+    _require_seed(seed)
     with open_zip(path) as archive:
         present = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
         if not {"x_train", "y_train"} <= present:
@@ -640,6 +694,8 @@ def read_table_data(path: str | os.PathLike, label_column: str | None = None,
     """Training data from a table file: an ``.npz`` of arrays (:func:`read_npz_table`), or a
     CSV (labels in ``label_column``) tested on the CSV ``test_data`` with the same columns, or
     on rows held out of it. What the command line reads, and reads again to resume a run."""
+    if test_data is not None:
+        data_path(test_data, "the test data path")
     if looks_like_npz_table(path):
         return read_npz_table(path)
     table = read_table(path, label_column=label_column)
