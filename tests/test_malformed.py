@@ -169,6 +169,15 @@ def object_array_npz(path: Path) -> None:
     write_npz(path, **arrays)
 
 
+def npz_with_a_newline_in_a_name(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in npz_arrays().items():
+            member = io.BytesIO()
+            np.save(member, array)
+            archive.writestr("\n_train.npy" if key == "y_train" else f"{key}.npy",
+                             member.getvalue())
+
+
 def truncated_npz(path: Path) -> None:
     write_npz(path, **npz_arrays())
     path.write_bytes(path.read_bytes()[:3000])
@@ -272,6 +281,8 @@ CASES = {
     "npz float images": file_case("mnist.npz", npz_with(x_train=np.zeros((5, 784))),
                                   "dtype float64"),
     "npz label 10": file_case("mnist.npz", npz_with(y_test=np.array([1, 10, 2])), "label 10"),
+    "npz member named with a newline": file_case("mnist.npz", npz_with_a_newline_in_a_name,
+                                                 "no y_train array", "'\\n_train'"),
     "npz truncated archive": file_case("mnist.npz", truncated_npz, "not a valid .npz"),
     "npz 2**31 images declared": file_case("mnist.npz", npz_with_huge_header, "truncated",
                                            "(2147483648, 784)"),

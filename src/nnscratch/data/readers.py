@@ -26,7 +26,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterator, Mapping, TextIO
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Mapping, TextIO
 
 import numpy as np
 
@@ -47,6 +47,7 @@ __all__ = [
     "read_head",
     "is_gzip",
     "require_one_label_each",
+    "member_names",
 ]
 
 
@@ -438,9 +439,16 @@ def _check_npz_keys(archive: zipfile.ZipFile, path: Path) -> None:
     present = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
     missing = [key for key in _NPZ_KEYS if key not in present]
     if missing:
-        has = ", ".join(sorted(present)[:8]) or "none"
+        has = member_names(present)
         raise DataError(f"{path} has no {' or '.join(missing)} array; an MNIST .npz holds "
                         f"x_train, y_train, x_test and y_test (it has: {has})")
+
+
+def member_names(names: Iterable[str]) -> str:
+    """The first few of an archive's member ``names`` for a message: a name holding a newline
+    or another unprintable character is quoted, so that the message stays one line."""
+    shown = [name if name.isprintable() else repr(name) for name in sorted(names)[:8]]
+    return ", ".join(shown) or "none"
 
 
 def read_npy(archive: zipfile.ZipFile, path: Path, key: str,

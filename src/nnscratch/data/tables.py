@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .._fileio import CHUNK_BYTES, check_memory
-from .readers import GZIP_MAGIC, data_path, open_data, open_zip, read_npy
+from .readers import GZIP_MAGIC, data_path, member_names, open_data, open_zip, read_npy
 from .split import stratified_indices
 
 __all__ = [
@@ -665,7 +665,7 @@ def read_npz_table(path: str | os.PathLike, fraction: float = 1 / 7, seed: int =
         if not {"x_train", "y_train"} <= present:
             raise DataError(f"{path} has no x_train and y_train arrays; a table .npz holds "
                             f"x_train, y_train and optionally x_test, y_test (it has: "
-                            f"{', '.join(sorted(present)[:8]) or 'none'})")
+                            f"{member_names(present)})")
         keys = [key for key in _NPZ_TABLE_KEYS if key in present]
         arrays = {key: read_npy(archive, path, key, _check_table_layout) for key in keys}
     if ("x_test" in arrays) != ("y_test" in arrays):
