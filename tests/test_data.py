@@ -444,3 +444,84 @@ def test_the_data_package_keeps_the_names_of_the_modules_it_replaced():
     assert all(getattr(old_download, name) is getattr(data, name) for name in OLD_DOWNLOAD_NAMES)
     assert data.as_pixels is inputs.as_pixels and data.as_labels is inputs.as_labels
 
+
+
+# --- wrong argument types: the project's own error in one sentence, never numpy's or a TypeError --
+
+
+def _wrong_type_calls():
+    from nnscratch.data import (MnistData, download_mnist, load_mnist, read_csv, read_idx_images,
+                                read_idx_labels, read_npz, verify_cached)
+    from nnscratch.data.tables import (read_npz_table, read_rows, read_table, read_table_data,
+                                       split_table, table_from_arrays)
+
+    x, y = np.zeros((3, 784), np.uint8), np.array([0, 1, 2])
+    table = table_from_arrays(np.eye(4), [0, 1, 0, 1])
+    return {
+        "read_idx_images(3)": (lambda: read_idx_images(3), "must be a file path"),
+        "read_idx_labels(None)": (lambda: read_idx_labels(None), "must be a file path"),
+        "read_csv(b'x.csv')": (lambda: read_csv(b"x.csv"), "must be a file path"),
+        "read_npz([path])": (lambda: read_npz(["mnist.npz"]), "must be a file path"),
+        "read_table(2.5)": (lambda: read_table(2.5), "must be a file path"),
+        "read_table(label_column=3)": (lambda: read_table("t.csv", label_column=3),
+                                       "label column must be a column name"),
+        "read_rows(width='3')": (lambda: read_rows("t.csv", "3"), "feature count"),
+        "read_npz_table(fraction='a')": (lambda: read_npz_table("t.npz", fraction="a"),
+                                         "fraction must be a number"),
+        "read_table_data(test_data=7)": (lambda: read_table_data("t.csv", test_data=7),
+                                         "test data path"),
+        "split_table(seed='x')": (lambda: split_table(table, seed="x"), "seed must be"),
+        "split_table(fraction=None)": (lambda: split_table(table, fraction=None), "fraction"),
+        "split_table(array)": (lambda: split_table(np.eye(3)), "takes a Table"),
+        "load_mnist(42)": (lambda: load_mnist(42), "must be a file path"),
+        "load_mnist(download='yes')": (lambda: load_mnist(download="yes"),
+                                       "download must be True, False or None"),
+        "download_mnist(folder=1)": (lambda: download_mnist(1), "download folder"),
+        "download_mnist(mirrors=str)": (lambda: download_mnist("f", mirrors="http://a/"),
+                                        "mirrors must be a list"),
+        "download_mnist(timeout='5')": (lambda: download_mnist("f", timeout="5"), "timeout"),
+        "verify_cached(folder=1.5)": (lambda: verify_cached(1.5, []), "cache folder"),
+        "MnistData(lists)": (lambda: MnistData([[0] * 784], [0], x, y, "s", False),
+                             "x_train must be a NumPy array"),
+        "MnistData(float labels)": (lambda: MnistData(x, y.astype(float), x, y, "s", False),
+                                    "y_train has dtype float64"),
+        "MnistData(short labels)": (lambda: MnistData(x, y[:2], x, y, "s", False),
+                                    "y_train has shape (2,), but its inputs have 3 rows"),
+        "MnistData(label 10)": (lambda: MnistData(x, y, x, np.array([0, 10, 1]), "s", False,
+                                                  dataset="fashion-mnist"),
+                                "y_test has label 10 at index 1"),
+        "MnistData(label past classes)": (lambda: MnistData(x, y, x, y, "s", False,
+                                                            classes=("a", "b")),
+                                          "label 2 at index 2; labels must be class numbers 0..1"),
+        "MnistData(negative label)": (lambda: MnistData(x, np.array([0, -1, 1]), x, y, "s",
+                                                        False), "label -1"),
+        "MnistData(narrow test)": (lambda: MnistData(x, y, x[:, :700], y, "s", False),
+                                   "x_test has rows of 700 values but x_train of 784"),
+        "MnistData(strings)": (lambda: MnistData(x.astype(str), y, x, y, "s", False),
+                               "inputs must be numbers"),
+        "MnistData(1-D inputs)": (lambda: MnistData(x[0], y, x, y, "s", False), "shape (784,)"),
+    }
+
+
+@pytest.mark.parametrize("call", sorted(_wrong_type_calls()))
+def test_wrong_argument_types_are_one_sentence(call, tmp_path, monkeypatch):
+    from nnscratch.errors import NNScratchError
+
+    monkeypatch.chdir(tmp_path)  # relative names in the calls point at nothing there
+    function, words = _wrong_type_calls()[call]
+    with pytest.raises(NNScratchError) as info:
+        function()
+    message = str(info.value)
+    assert "\n" not in message and words in message, message
+
+
+def test_hand_built_mnist_data_keeps_its_arrays_and_makes_labels_int64():
+    from nnscratch.data import MnistData
+
+    x = np.zeros((3, 784), np.uint8)
+    y64, y8 = np.array([0, 1, 2]), np.array([2, 1, 0], dtype=np.uint8)
+    data = MnistData(x, y64, x, y8, "s", False)
+    assert data.x_train is x and data.y_train is y64  # nothing copied
+    assert data.y_test.dtype == np.int64 and data.y_test.tolist() == [2, 1, 0]
+    images = MnistData(x.reshape(3, 28, 28), y64, x, y64, "s", False)  # images as (n, h, w)
+    assert images.x_train.shape == (3, 28, 28)

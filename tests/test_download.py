@@ -10,11 +10,14 @@ stalled one accepts connections and never answers.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,8 +26,9 @@ import pytest
 
 import nnscratch.download as download
 from nnscratch.data import find_mnist, load_mnist
+from nnscratch.data.datasets import Dataset, Pin
 from nnscratch.download import PINNED, download_mnist
-from nnscratch.errors import DataError
+from nnscratch.errors import DataError, WriteError
 from serving import serving
 
 GZ_NAMES = [f"{name}.gz" for name in PINNED]
@@ -356,3 +360,173 @@ def test_data_download_command_failing(dead_url, clean_env, tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("nnscratch data: error: could not download")
     assert dead_url in lines[0]
+
+
+# --- hostile mirrors and unwritable caches, with a tiny data set of its own ----------------------
+
+def _tiny_files() -> dict[str, bytes]:
+    """Two IDX files of 200 random images: 157 kB, more than a 64 kB disk holds, even as .gz."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (200, 784), dtype=np.uint8)
+    return {"train-images-idx3-ubyte": struct.pack(">IIII", 0x803, 200, 28, 28)
+            + images.tobytes(),
+            "train-labels-idx1-ubyte": struct.pack(">II", 0x801, 200)
+            + (np.arange(200) % 10).astype(np.uint8).tobytes()}
+
+
+TINY_FILES = _tiny_files()
+TINY = Dataset("tiny", "Tiny", tuple("0123456789"), (), {
+    name: Pin(len(data), hashlib.sha256(data).hexdigest()) for name, data in TINY_FILES.items()})
+TINY_GZ = {f"{name}.gz": gzip.compress(data, mtime=0) for name, data in TINY_FILES.items()}
+
+
+class HostileMirrors(ThreadingHTTPServer):
+    """good/ serves the tiny files; trickle/ their headers, then a byte every 50 ms; slowstart/
+    its status line a byte every 50 ms; loop/ a redirect to itself."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HostileHandler)
+
+    def url(self, kind: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{kind}/"
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that hung up on a trickle: expected
+
+
+class _HostileHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        kind, _, name = self.path.strip("/").partition("/")
+        body = TINY_GZ.get(name)
+        if body is None:
+            self.send_error(404)
+        elif kind == "loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.end_headers()
+        elif kind == "slowstart":
+            for byte in b"HTTP/1.0 200 OK\r\n" * 1000:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if kind == "good":
+                self.wfile.write(body)
+                return
+            for byte in body:  # trickle: every read gets a byte well within any timeout
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    with serving(HostileMirrors()) as server:
+        yield server
+
+
+def finishing(call, seconds: float = 60):
+    """What ``call`` returns or raises, run in a daemon thread: a call still running after
+    ``seconds`` fails the test (a regression hangs nothing)."""
+    outcome: list = []
+
+    def target() -> None:
+        try:
+            outcome.append(("returned", call()))
+        except BaseException as exc:  # noqa: BLE001 (handed to the test)
+            outcome.append(("raised", exc))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"the download was still running after {seconds} s")
+    return outcome[0]
+
+
+@pytest.mark.parametrize("kind", ["trickle", "slowstart"])
+def test_a_trickling_mirror_is_abandoned_at_the_deadline(kind, hostile, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.setattr(download, "DEADLINE_SECONDS", 1.0)
+    how, fetched = finishing(lambda: download.download_dataset(
+        TINY, tmp_path / "a", mirrors=[hostile.url(kind), hostile.url("good")], timeout=5,
+        progress=True))
+    assert how == "returned", fetched
+    assert {f.mirror for f in fetched} == {hostile.url("good")}
+    notes = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
+    assert len(notes) == 2, notes  # one line per file, saying why that mirror was left
+    assert all(f"from {hostile.url(kind)} failed: it had sent" in note and "after 1 s, the "
+               "deadline for one file, so it was abandoned" in note for note in notes), notes
+    how, error = finishing(lambda: download.download_dataset(
+        TINY, tmp_path / "b", mirrors=[hostile.url(kind)], timeout=5, progress=False))
+    assert how == "raised" and isinstance(error, DataError), error
+    assert "\n" not in str(error) and "abandoned" in str(error)
+    assert sorted(path.name for path in (tmp_path / "b").iterdir()) == []
+
+
+def test_the_deadline_is_documented_and_generous():
+    assert download.DEADLINE_SECONDS >= 10 * download.TIMEOUT_SECONDS
+    assert "DEADLINE_SECONDS" in download.__doc__
+
+
+def test_a_redirect_loop_is_one_sentence(hostile, tmp_path):
+    with pytest.raises(DataError) as info:
+        download.download_dataset(TINY, tmp_path / "a", mirrors=[hostile.url("loop")],
+                                  progress=False)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert f"{hostile.url('loop')}: it redirects in a loop (HTTP 302)" in message, message
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Mount a tmpfs with the options given (a tiny one is a real full disk; "ro" a read-only
+    one); unmounted afterwards. Needs root: skipped without it."""
+    points: list[Path] = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mount{len(points)}"
+        point.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs (needs root): {proc.stderr.strip()}")
+        points.append(point)
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", str(point)], capture_output=True)
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_nothing(hostile, mount_tmpfs):
+    disk = mount_tmpfs("size=64k")
+    folder = disk / "tiny"
+    with pytest.raises(WriteError) as info:
+        download.download_dataset(TINY, folder, mirrors=[hostile.url("good")], progress=False)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message == f"cannot write {folder / 'train-images-idx3-ubyte.gz'}: no space left on device"
+    assert list(folder.iterdir()) == []  # no partial or temporary file
+
+
+def test_a_read_only_cache_is_one_sentence(hostile, mount_tmpfs):
+    disk = mount_tmpfs("ro")
+    with pytest.raises(WriteError) as info:
+        download.download_dataset(TINY, disk / "tiny", mirrors=[hostile.url("good")],
+                                  progress=False)
+    assert str(info.value) == (f"cannot write the cache folder {disk / 'tiny'}: read-only file "
+                               "system")
+    with pytest.raises(WriteError) as info:
+        download.download_dataset(TINY, disk, mirrors=[hostile.url("good")], progress=False)
+    assert str(info.value) == (f"cannot write {disk / 'train-images-idx3-ubyte.gz'}: read-only "
+                               "file system")
+    assert list(disk.iterdir()) == []

@@ -169,6 +169,15 @@ def object_array_npz(path: Path) -> None:
     write_npz(path, **arrays)
 
 
+def npz_with_a_newline_in_a_name(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in npz_arrays().items():
+            member = io.BytesIO()
+            np.save(member, array)
+            archive.writestr("\n_train.npy" if key == "y_train" else f"{key}.npy",
+                             member.getvalue())
+
+
 def truncated_npz(path: Path) -> None:
     write_npz(path, **npz_arrays())
     path.write_bytes(path.read_bytes()[:3000])
@@ -244,6 +253,14 @@ CASES = {
     "csv no label column (784 columns)": file_case(
         "digits.csv", lambda p: write_csv(p, [row[1:] for row in csv_rows()], header=False),
         "784 columns", "label column"),
+    "csv label 10 after blank lines": file_case("digits.csv", lambda p: p.write_text(
+        "\n\n" + csv_text(csv_rows(4)).replace("\n", "\n\n", 2) + "\n" + csv_text(
+            [[10, *csv_rows(1)[0][1:]]], header=False)), "label 10", "line 11"),
+    "csv pixel 300 after blank lines": file_case("digits.csv", lambda p: p.write_bytes(
+        b"\r\n   \r\n" + csv_text([*csv_rows(2), [1, 300, *[0] * 783]], header=False).replace(
+            "\n", "\r\n\r\n").encode()), "pixel 300", "line 7, column 2"),
+    "csv ragged row after blank lines": file_case("digits.csv", lambda p: p.write_text(
+        "\n" + csv_text(csv_rows(3)) + "\n\n1,2,3\n"), "line 8 has 3 values"),
     "csv empty file": file_case("digits.csv", lambda p: p.write_bytes(b""), "is empty"),
     "csv header only": file_case("digits.csv", lambda p: p.write_text(CSV_HEADER + "\n"),
                                  "no rows"),
@@ -264,6 +281,8 @@ CASES = {
     "npz float images": file_case("mnist.npz", npz_with(x_train=np.zeros((5, 784))),
                                   "dtype float64"),
     "npz label 10": file_case("mnist.npz", npz_with(y_test=np.array([1, 10, 2])), "label 10"),
+    "npz member named with a newline": file_case("mnist.npz", npz_with_a_newline_in_a_name,
+                                                 "no y_train array", "'\\n_train'"),
     "npz truncated archive": file_case("mnist.npz", truncated_npz, "not a valid .npz"),
     "npz 2**31 images declared": file_case("mnist.npz", npz_with_huge_header, "truncated",
                                            "(2147483648, 784)"),
@@ -345,3 +364,236 @@ def test_a_valid_build_loads(tmp_path):
     assert len(data.x_train) + len(data.x_test) == 10
     data = load_mnist(write_npz(tmp_path / "mnist.npz", **npz_arrays()))
     assert data.y_train.tolist() == [0, 1, 2, 3, 4] and data.x_test.shape == (3, 784)
+
+
+# --- size bombs: what a header declares is refused before it is allocated or inflated -----------
+
+
+def gzip_of_zeros_declaring(count: int, zeros: int = 8 << 20) -> bytes:
+    """A gzip IDX image file whose header declares ``count`` images and whose stream is that
+    header and ``zeros`` zero bytes (8 MB inflate from about 8 kB)."""
+    compressor = __import__("zlib").compressobj(9, wbits=31)  # gzip framing
+    header = idx_bytes(IMAGES_MAGIC, (count, 28, 28), b"")
+    chunk = bytes(1 << 20)
+    out = [compressor.compress(header)]
+    out += [compressor.compress(chunk) for _ in range(zeros >> 20)]
+    return b"".join(out) + compressor.flush()
+
+
+def test_a_gzip_bomb_declaring_four_billion_images_is_refused_unread(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_of_zeros_declaring(4_000_000_000))
+    from nnscratch.data import read_idx_images
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            read_idx_images(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert "4,000,000,000 images" in message and "more than a gzip file of" in message, message
+    assert peak < 2**20  # the 8 MB of zeros were never inflated, let alone the 3.1 TB declared
+
+
+@pytest.mark.parametrize("kind", ["raw", "gz"])
+def test_a_declared_size_is_checked_against_memory_before_allocating(kind, tmp_path,
+                                                                      monkeypatch):
+    import nnscratch._fileio as fileio
+    from nnscratch.data import read_idx_images
+
+    content = images_idx(3)
+    path = tmp_path / ("images.gz" if kind == "gz" else "images")
+    path.write_bytes(gzip.compress(content) if kind == "gz" else content)
+    assert read_idx_images(path).shape == (3, 784)
+    monkeypatch.setattr(fileio, "memory_budget", lambda: 2000)  # the 3 images need 2,352 bytes
+    with pytest.raises(DataError, match=r"declares 3 images, which would need 2\.35 kB, more "
+                                        r"than the 2 kB"):
+        read_idx_images(path)
+
+
+def npz_bytes_with_member(key: str, member: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in npz_arrays().items():
+            archive.writestr(f"{name}.npy", member if name == key else _npy(array))
+    return buffer.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_an_npz_member_declaring_a_huge_shape_is_refused_via_memory(tmp_path, monkeypatch):
+    import nnscratch._fileio as fileio
+    from nnscratch.data import read_npz
+
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(npz_bytes_with_member("x_train", _npy(np.zeros((5, 784), np.uint8))))
+    assert read_npz(path)[0].shape == (5, 784)
+    monkeypatch.setattr(fileio, "memory_budget", lambda: 3000)
+    with pytest.raises(DataError, match=r"array x_train declares shape \(5, 784\), which would "
+                                        r"need 3\.92 kB"):
+        read_npz(path)
+
+
+def test_an_npz_member_declaring_more_than_its_compressed_bytes_hold(tmp_path):
+    """A zip member of 8 MB of zeros (8 kB compressed) whose .npy header declares 4e9 images:
+    refused from the sizes alone, without inflating the member."""
+    from nnscratch.data import read_npz
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (4_000_000_000, 784)})
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(npz_bytes_with_member("x_train", header.getvalue() + bytes(8 << 20)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            read_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "x_train is truncated" in str(info.value) and "(4000000000, 784)" in str(info.value)
+    assert peak < 2**20
+
+
+def test_a_zip_member_is_not_inflated_past_its_declared_size(tmp_path):
+    """A y_train member whose archive entry declares 5 labels but whose deflate stream goes on
+    for 64 MB of zeros: only the declared bytes are inflated, and they are all that is read."""
+    from nnscratch.data import read_npz
+
+    declared = _npy(np.zeros(5, np.int64))
+    path = tmp_path / "mnist.npz"
+    data = bytearray(npz_bytes_with_member("y_train", declared + bytes(64 << 20)))
+    full_size = len(declared) + (64 << 20)
+    crc = __import__("zlib").crc32(declared)
+    # Rewrite the member's CRC and size, in its local header and in the central directory.
+    for signature, crc_at, size_at in ((b"PK\x03\x04", 14, 22), (b"PK\x01\x02", 16, 24)):
+        at = 0
+        while (at := data.find(signature, at)) >= 0:
+            if struct.unpack_from("<I", data, at + size_at)[0] == full_size:
+                struct.pack_into("<I", data, at + crc_at, crc)
+                struct.pack_into("<I", data, at + size_at, len(declared))
+            at += 4
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        x_train, y_train, _, _ = read_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert y_train.tolist() == [0] * 5 and x_train.shape == (5, 784)
+    assert peak < 8 << 20  # the 64 MB behind the declared end were never inflated
+
+
+def test_a_gzip_csv_table_growing_past_memory_is_refused_as_it_grows(tmp_path, monkeypatch):
+    import nnscratch._fileio as fileio
+    from nnscratch.data.tables import read_table
+
+    path = tmp_path / "table.csv.gz"
+    path.write_bytes(gzip.compress(b"a,label\n" + b"1,2\n" * (1 << 20)))  # 4 MB inflated
+    assert read_table(path).n_rows == 1 << 20
+    monkeypatch.setattr(fileio, "memory_budget", lambda: 3 << 20)
+    with pytest.raises(DataError, match=r"table\.csv\.gz, read and parsed, would need"):
+        read_table(path)
+
+
+def test_an_endless_csv_line_is_refused_at_a_bounded_length(tmp_path):
+    from nnscratch.data import read_csv
+
+    path = tmp_path / "digits.csv.gz"
+    path.write_bytes(gzip.compress(b"1,2" + b"0" * (32 << 20)))  # one 32 MB line
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="line 1 is longer than 65,536 characters"):
+            read_csv(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+# --- files that are not regular files: refused in one sentence, never waited on -----------------
+
+
+def call_with_timeout(call: Callable[[], object], seconds: float = 10) -> BaseException | None:
+    """Run ``call`` in a daemon thread; return what it raised (None if nothing). A call still
+    running after ``seconds`` fails the test instead of hanging the suite."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test)
+            outcome.append(exc)
+
+    import threading
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still waiting after {seconds} s: the read blocked on a non-regular file")
+    return outcome[0]
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A named pipe nobody writes to; a reader left waiting on it is released afterwards."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    yield path
+    try:  # a reader blocked in open() is let go by a writer appearing
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # nobody was waiting
+
+
+def _readers():
+    from nnscratch.data import read_csv, read_idx_images, read_idx_labels, read_npz
+    from nnscratch.data.tables import (looks_like_table, read_npz_table, read_rows, read_table,
+                                       read_table_data)
+
+    return {"read_idx_images": read_idx_images, "read_idx_labels": read_idx_labels,
+            "read_csv": read_csv, "read_npz": read_npz, "read_table": read_table,
+            "read_npz_table": read_npz_table, "read_table_data": read_table_data,
+            "read_rows": lambda p: read_rows(p, 3), "looks_like_table": looks_like_table,
+            "load_mnist": load_mnist}
+
+
+@pytest.mark.parametrize("reader", sorted(_readers()))
+@pytest.mark.parametrize("kind", ["fifo", "folder", "/dev/zero"])
+def test_a_non_regular_file_is_refused_in_one_sentence(reader, kind, fifo, tmp_path):
+    path = {"fifo": fifo, "folder": tmp_path, "/dev/zero": Path("/dev/zero")}[kind]
+    raised = call_with_timeout(lambda: _readers()[reader](path))
+    if reader == "looks_like_table":
+        assert raised is None  # a question, answered no: the reader then says why
+        return
+    assert isinstance(raised, DataError), repr(raised)
+    message = str(raised)
+    assert "\n" not in message and str(path) in message, message
+    if kind == "folder" and reader in ("load_mnist",):
+        assert "is missing" in message  # a folder is where MNIST's files are looked for
+    else:
+        expected = {"fifo": "is a named pipe (FIFO)", "folder": "is a folder",
+                    "/dev/zero": "is a character device"}[kind]
+        assert expected in message, message
+
+
+@pytest.mark.parametrize("role", ["train_images", "test_labels"])
+def test_a_fifo_inside_a_data_folder_is_refused(role, tmp_path):
+    folder = idx_folder(tmp_path / "mnist")
+    (folder / IDX_NAMES[role]).unlink()
+    os.mkfifo(folder / IDX_NAMES[role])
+    try:
+        raised = call_with_timeout(lambda: load_mnist(folder))
+    finally:
+        with __import__("contextlib").suppress(OSError):
+            os.close(os.open(folder / IDX_NAMES[role], os.O_WRONLY | os.O_NONBLOCK))
+    assert isinstance(raised, DataError), repr(raised)
+    assert f"{IDX_NAMES[role]} is a named pipe (FIFO), not an IDX file" in str(raised)

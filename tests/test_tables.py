@@ -382,3 +382,27 @@ def test_a_100_mb_table_is_read_whole(tmp_path):
     assert table.features.shape == (10_000 * repeats, 40)
     assert np.array_equal(table.features[-10_000:], block)
     assert (table.labels[:10_000] == labels).all()
+
+
+def test_rows_narrower_than_the_header_name_their_line(tmp_path):
+    """numpy counts the columns from the first row, not the header: the header must be checked."""
+    from nnscratch.data.tables import read_rows, read_table
+    from nnscratch.errors import DataError
+
+    path = tmp_path / "t.csv"
+    path.write_text("height,weight,label,extra\n1.25,-3e2,dog\n0.5,7,cat\n")
+    for read in (read_table, lambda p: read_rows(p, 4)):
+        with pytest.raises(DataError, match=r"t\.csv line 2 has 3 cells, but the header names 4 "
+                                            "columns"):
+            read(path)
+
+
+def test_a_lone_carriage_return_names_its_line(tmp_path):
+    from nnscratch.data.tables import read_table
+    from nnscratch.errors import DataError
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,label\r\n1,2\r\n3,4\r5,6\n")
+    with pytest.raises(DataError, match=r"line 3 holds a carriage return \(\\r\) that does not "
+                                        "end the line"):
+        read_table(path)

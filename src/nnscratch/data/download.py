@@ -8,7 +8,9 @@ pin (MNIST: the SHA-256 and size of the decompressed data; Fashion-MNIST: the MD
 file, which is what its publisher gives), and only then renamed into place, so the cache never
 holds a partial or unverified file, whatever interrupts the download. A mirror that fails
 (unreachable, an HTTP error, no answer within the timeout, a corrupt copy) is reported and the
-next one tried.
+next one tried. So is a mirror still sending a file after :data:`DEADLINE_SECONDS` (the
+timeout is per read: a mirror trickling a byte every few seconds would otherwise hold the
+download forever).
 
 Files fetched this way are listed in a small JSON record, ``verified.json`` beside them, with the
 size and modification time they had when their checksum was verified. Every later use compares
@@ -26,7 +28,9 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import sys
+import threading
 import time
 import urllib.parse
 import zlib
@@ -35,16 +39,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from .._fileio import CHUNK_BYTES, atomic_file, write_text
-from ..errors import DataError
+from .._fileio import (CHUNK_BYTES, atomic_file, make_folder, open_regular, write_error,
+                       write_text)
+from ..errors import ConfigError, DataError, WriteError
 from .cache import dataset_cache_dir
 from .datasets import DATASETS, DEFAULT_DATASET, MNIST_PINS, Dataset, Pin, get_dataset
+from .readers import data_path
 
 __all__ = [
     "MIRRORS",
     "MIRRORS_ENV_VAR",
     "PINNED",
     "TIMEOUT_SECONDS",
+    "DEADLINE_SECONDS",
     "Fetched",
     "configured_mirrors",
     "download_mnist",
@@ -56,7 +63,13 @@ __all__ = [
 MIRRORS = DATASETS[DEFAULT_DATASET].mirrors  # MNIST's: PyTorch's, then Google's
 MIRRORS_ENV_VAR = "NNSCRATCH_MIRRORS"
 TIMEOUT_SECONDS = 30.0
+#: The most seconds one file may take to come from one mirror, all reads together (the largest
+#: MNIST file is 9.9 MB: at 50 kB/s, a slow but working line, it takes three minutes and a
+#: half); a mirror past it is abandoned and the next one tried. Read when a download starts, so
+#: that tests can lower it.
+DEADLINE_SECONDS = 600.0
 RECORD_NAME = "verified.json"
+_MAX_RECORD_BYTES = 1 << 16  # four small entries; anything longer is not nnscratch's record
 
 
 _Pin = Pin  # the name this module used before the pins moved to .datasets
@@ -99,10 +112,14 @@ def _content_problem(path: Path, pin: Pin, compressed: bool) -> str | None:
     limit = pin.size + _GZIP_OVERHEAD if pin.of_gzip_file else pin.size
     digest, size = hashlib.new(pin.algorithm, usedforsecurity=False), 0
     try:
-        with (open if whole_file else gzip.open)(path, "rb") as stream:
+        with open_regular(path, DataError, "a data file") as raw, (
+                contextlib.nullcontext(raw) if whole_file else gzip.GzipFile(fileobj=raw)
+        ) as stream:
             while size <= limit and (chunk := stream.read(CHUNK_BYTES)):  # bounded: no gzip bomb
                 digest.update(chunk)
                 size += len(chunk)
+    except DataError as exc:  # not a regular file: a FIFO put where a download was
+        return f"cannot be read ({str(exc).removeprefix(str(path)).strip()})"
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         return f"cannot be decompressed ({' '.join(str(exc).split())})"
     if pin.of_gzip_file and size > limit:
@@ -121,8 +138,9 @@ def _record_entry(path: Path, pin: Pin) -> dict[str, Any]:
 
 def _read_record(folder: Path) -> dict[str, Any]:
     # An unreadable record only costs a re-verification of every file: the safe direction.
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    with contextlib.suppress(DataError, OSError, ValueError), open_regular(
+            folder / RECORD_NAME, DataError, "a JSON record") as stream:
+        record = json.loads(stream.read(_MAX_RECORD_BYTES).decode("utf-8"))
         if isinstance(record, dict) and isinstance(record.get("files"), dict):
             return record["files"]
     return {}
@@ -159,7 +177,7 @@ def verify_cached(folder: str | os.PathLike, files: Iterable[str | os.PathLike],
                   dataset: str | Dataset = DEFAULT_DATASET) -> str | None:
     """Check ``files`` in the cache ``folder`` against the pins of ``dataset``: None when all
     are intact, else a phrase saying which is not and what to do."""
-    folder, chosen = Path(folder), get_dataset(dataset)
+    folder, chosen = data_path(folder, "the cache folder"), get_dataset(dataset)
     record = _read_record(folder)
     before = dict(record)
     for path in map(Path, files):
@@ -217,14 +235,25 @@ def download_dataset(dataset: str | Dataset, folder: str | os.PathLike | None = 
     :class:`Fetched` per file, also passed to ``report`` as each is done.
 
     ``mirrors``: base URLs (default: :func:`configured_mirrors`); ``timeout``: seconds to wait
-    for a mirror to answer; ``progress``: a progress line on stderr (default: only when stderr
-    is a terminal). Raises DataError naming each mirror's failure when none serves a file.
+    for a mirror to answer each read (a mirror taking more than :data:`DEADLINE_SECONDS` for
+    a whole file is abandoned too); ``progress``: a progress line on stderr (default: only when stderr
+    is a terminal). Raises DataError naming each mirror's failure when none serves a file, and
+    :class:`~nnscratch.errors.WriteError` when the folder cannot be written (a full disk, a
+    read-only folder), leaving no partial or temporary file.
     """
     chosen = get_dataset(dataset)
-    target = Path(folder) if folder is not None else dataset_cache_dir(chosen.name)
+    target = (data_path(folder, "the download folder") if folder is not None
+              else dataset_cache_dir(chosen.name))
+    if mirrors is not None and (isinstance(mirrors, (str, bytes)) or not all(
+            isinstance(url, str) for url in _listed(mirrors))):
+        raise ConfigError(f"mirrors must be a list of base URLs (str), not "
+                          f"{_shown_value(mirrors)}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigError(f"the timeout must be a number of seconds above 0, not "
+                          f"{_shown_value(timeout)}")
     bases = (configured_mirrors(chosen) if mirrors is None
              else _check_mirrors(mirrors, "mirrors"))
-    _make_folder(target)
+    make_folder(target, "the cache folder")
     show = _Progress(sys.stderr, sys.stderr.isatty() if progress is None else progress)
     record = _read_record(target)
     fetched = []
@@ -243,12 +272,16 @@ def download_dataset(dataset: str | Dataset, folder: str | os.PathLike | None = 
     return fetched
 
 
-def _make_folder(folder: Path) -> None:
+def _listed(values: Any) -> list[Any]:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the cache folder {folder} "
-                        f"({exc.strerror or exc})") from exc
+        return list(values)
+    except TypeError:  # not iterable: a number, say
+        return [values]
+
+
+def _shown_value(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:40] + '...'}"
 
 
 def _fetch(path: Path, pin: Pin, bases: Sequence[str], timeout: float,
@@ -269,7 +302,7 @@ def _fetch_from(url: str, path: Path, pin: Pin, timeout: float, show: _Progress)
     ``path``; on any failure (or interruption) the temporary file is removed."""
     with atomic_file(path) as out:
         temp = Path(out.name)
-        size = _copy_url(url, out, pin.size + _GZIP_OVERHEAD, timeout, show, temp)
+        size = _copy_url(url, out, pin.size + _GZIP_OVERHEAD, timeout, show, path)
         out.flush()  # verified by reading the file back, before atomic_file renames it
         problem = _content_problem(temp, pin, compressed=True)
         if problem:
@@ -278,40 +311,128 @@ def _fetch_from(url: str, path: Path, pin: Pin, timeout: float, show: _Progress)
 
 
 def _copy_url(url: str, out: BinaryIO, limit: int, timeout: float, show: _Progress,
-              temp: Path) -> int:
-    """Copy the body at ``url`` into ``out``; the number of bytes. Network failures become
-    _MirrorFailed; a failure to write stays a DataError (another mirror would not help)."""
+              target: Path) -> int:
+    """Copy the body at ``url`` into ``out`` (the temporary file of ``target``); the number of
+    bytes. Network failures, and a
+    mirror past its deadline, become _MirrorFailed; a failure to write stays a WriteError
+    (another mirror would not help)."""
     # Imported here: importing nnscratch should not load the HTTP stack (ssl, email, ...).
     import http.client
     import urllib.error
-    import urllib.request
 
-    request = urllib.request.Request(url, headers={"User-Agent": "nnscratch"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            announced = _announced_length(response, limit)
-            show.start(url, announced)
-            copied = 0
-            while chunk := response.read(CHUNK_BYTES):
-                copied += len(chunk)
-                if copied > limit:
-                    raise _MirrorFailed(f"it sends more than the {limit:,} bytes the file can have")
-                _write(out, chunk, temp)
-                show.update(copied)
+    copied, announced = 0, None
+    with _Deadline(DEADLINE_SECONDS) as deadline:
+        try:
+            with deadline.opener().open(_request(url), timeout=timeout) as response:
+                announced = _announced_length(response, limit)
+                show.start(url, announced)
+                # read1: whatever has arrived, so that the deadline is looked at as bytes trickle
+                while chunk := response.read1(CHUNK_BYTES):
+                    copied += len(chunk)
+                    if copied > limit:
+                        raise _MirrorFailed(f"it sends more than the {limit:,} bytes the file "
+                                            "can have")
+                    _write(out, chunk, target)
+                    show.update(copied)
+                    deadline.check(copied)
+        except (_MirrorFailed, WriteError):
+            raise
+        except urllib.error.HTTPError as exc:
+            deadline.check(copied)
+            raise _MirrorFailed(_http_problem(exc)) from None
+        except urllib.error.URLError as exc:
+            deadline.check(copied)
+            raise _MirrorFailed(f"unreachable ({_one_line(exc.reason)})") from None
+        except TimeoutError:
+            raise _MirrorFailed(f"no answer within {timeout:g} s") from None
+        except (http.client.HTTPException, OSError) as exc:
+            deadline.check(copied)
+            raise _MirrorFailed(f"the transfer failed ({type(exc).__name__}: "
+                                f"{_one_line(exc)})") from None
+        finally:
             show.finish()
-    except urllib.error.HTTPError as exc:
-        raise _MirrorFailed(f"HTTP error {exc.code} ({exc.reason})") from None
-    except urllib.error.URLError as exc:
-        raise _MirrorFailed(f"unreachable ({exc.reason})") from None
-    except TimeoutError:
-        raise _MirrorFailed(f"no answer within {timeout:g} s") from None
-    except (http.client.HTTPException, OSError) as exc:
-        raise _MirrorFailed(f"the transfer failed ({type(exc).__name__}: {exc})") from None
-    finally:
-        show.finish()
+        deadline.check(copied)  # a connection the deadline shut reads as an early end
     if announced is not None and copied != announced:
         raise _MirrorFailed(f"it sent {copied:,} of the {announced:,} bytes it announced")
     return copied
+
+
+def _request(url: str) -> Any:
+    import urllib.request
+
+    return urllib.request.Request(url, headers={"User-Agent": "nnscratch"})
+
+
+def _http_problem(exc: Any) -> str:
+    reason = _one_line(exc.reason)
+    if 300 <= exc.code < 400:  # urllib follows redirects; it stops at a loop or a bad target
+        if "infinite loop" in reason:
+            return f"it redirects in a loop (HTTP {exc.code})"
+        return f"its redirect (HTTP {exc.code}) cannot be followed ({reason})"
+    return f"HTTP error {exc.code} ({reason})"
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+class _Deadline:
+    """The whole-download deadline of one file from one mirror. When it passes, a timer thread
+    shuts the connections down, which wakes a read blocked on them (the per-read timeout
+    restarts with every byte, so it alone cannot end a trickle); :meth:`check` then raises."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.passed = seconds, False
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def check(self, copied: int) -> None:
+        if self.passed:
+            raise _MirrorFailed(f"it had sent {copied:,} bytes after {self.seconds:g} s, the "
+                                "deadline for one file, so it was abandoned")
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            for connection in self._connections:
+                if connection.sock is not None:
+                    with contextlib.suppress(OSError):
+                        connection.sock.shutdown(socket.SHUT_RDWR)
+
+    def _tracked(self, factory: Callable[..., Any]) -> Callable[..., Any]:
+        def connection(*args: Any, **kwargs: Any) -> Any:
+            made = factory(*args, **kwargs)
+            with self._lock:
+                self._connections.append(made)
+            return made
+        return connection
+
+    def opener(self) -> Any:
+        """A urllib opener whose HTTP and HTTPS connections this deadline can shut."""
+        import http.client
+        import urllib.request
+
+        deadline = self
+
+        class HTTPHandler(urllib.request.HTTPHandler):
+            def http_open(self, req: Any) -> Any:
+                return self.do_open(deadline._tracked(http.client.HTTPConnection), req)
+
+        class HTTPSHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req: Any) -> Any:
+                return self.do_open(deadline._tracked(http.client.HTTPSConnection), req,
+                                    context=self._context)
+
+        return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
 
 
 def _announced_length(response: Any, limit: int) -> int | None:
@@ -325,12 +446,11 @@ def _announced_length(response: Any, limit: int) -> int | None:
     return announced
 
 
-def _write(out: BinaryIO, chunk: bytes, temp: Path) -> None:
+def _write(out: BinaryIO, chunk: bytes, target: Path) -> None:
     try:
         out.write(chunk)
-    except OSError as exc:
-        raise DataError(f"cannot write the download to {temp.parent} "
-                        f"({exc.strerror or exc})") from exc
+    except OSError as exc:  # a full disk, say
+        raise write_error(target, exc) from None
 
 
 class _Progress:

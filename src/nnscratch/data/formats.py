@@ -97,7 +97,9 @@ _FILE_FORMATS = {"csv": Format("CSV", {"train": ()}, _read_training_csv), "npz":
 def _find_files(fmt: Format, folder: Path) -> Match:
     files, missing = {}, []
     for role, spellings in fmt.names.items():
-        found = next((folder / s for s in spellings if (folder / s).is_file()), None)
+        # exists(), not is_file(): a FIFO or a folder under a data file's name is found, and
+        # its reader refuses it in words, rather than being reported missing.
+        found = next((folder / s for s in spellings if (folder / s).exists()), None)
         if found is None:
             missing.append(spellings[0])
         else:
@@ -136,10 +138,8 @@ def require_data(location: Path, owner: str) -> Match:
     in the error otherwise."""
     if not location.exists():
         raise DataError(f"{owner} path {location} does not exist")
-    if location.is_file():
+    if not location.is_dir():  # a FIFO or a device too: its reader refuses it in words
         return _match_file(location)
-    if not location.is_dir():
-        raise DataError(f"{owner} path {location} is neither a file nor a folder")
     match = match_folder(location)
     if match.missing:
         raise DataError(f"{owner} folder {location} is missing {_describe_missing(match)}")
@@ -185,5 +185,5 @@ def _looks_like_csv(head: bytes) -> bool:
             return False
         text = head[:exc.start].decode("utf-8")
     text = text.lstrip("\ufeff")
-    first_line = text.partition("\n")[0]
+    first_line = next((line for line in text.splitlines() if line.strip()), "")  # blanks skipped
     return "," in first_line and all(ch.isprintable() or ch in "\r\n\t" for ch in text)

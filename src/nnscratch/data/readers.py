@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
+import itertools
 import math
 import os
 import re
@@ -24,15 +26,17 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, Callable, Iterator, Mapping, TextIO
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Mapping, TextIO
 
 import numpy as np
 
-from .._fileio import CHUNK_BYTES, NpyHeader, ObjectArrayError, read_npy_header
-from ..errors import DataError
+from .._fileio import (CHUNK_BYTES, NpyHeader, ObjectArrayError, check_memory,
+                       open_regular, read_npy_header)
+from ..errors import ConfigError, DataError
 from ..inputs import IMAGE_SIDE, PIXELS, first_bad_label, first_bad_pixel
 
 __all__ = [
+    "data_path",
     "read_idx_images",
     "read_idx_labels",
     "read_csv",
@@ -43,35 +47,54 @@ __all__ = [
     "read_head",
     "is_gzip",
     "require_one_label_each",
+    "member_names",
 ]
 
 
 # --- opening files and reading them in bounded pieces --------------------------------------------
 
 
+def data_path(path: Any, what: str = "the data path") -> Path:
+    """``path`` (a ``str`` or ``os.PathLike``) as a Path; anything else (a number, bytes, None)
+    is a ConfigError naming ``what``, rather than a TypeError from deep inside."""
+    if isinstance(path, (str, os.PathLike)):
+        name = os.fspath(path)
+        if isinstance(name, str):
+            return Path(name)
+    shown = repr(path)
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    raise ConfigError(f"{what} must be a file path (a str or os.PathLike), not "
+                      f"{type(path).__name__} {shown}")
+
+
 @contextlib.contextmanager
 def open_data(path: Path, what: str, compressed: bool, text: bool = False) -> Iterator[IO]:
     """Open ``path`` (gunzipping it if ``compressed``; as UTF-8 text if ``text``), turning every
     way it can fail to be read into a one-sentence DataError; ``what`` names the expected kind
-    of file, with its article."""
-    try:
-        opener = gzip.open if compressed else open
-        mode, encoding = ("rt", "utf-8-sig") if text else ("rb", None)  # -sig: drop a BOM
-        with opener(path, mode, encoding=encoding) as stream:
-            yield stream
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not {what} file") from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path} is not a valid gzip file ({exc})") from exc
-    except EOFError as exc:
-        raise DataError(f"{path} is truncated: its gzip stream ends early") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text, so not a CSV file (byte "
-                        f"{exc.object[exc.start]:#04x} cannot be decoded)") from None
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    of file, with its article. Only a regular file is opened: a folder, a FIFO or a device is
+    refused before anything can wait on it."""
+    with open_regular(path, DataError, f"{what} file") as raw:
+        try:
+            stream: IO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            if text:  # -sig: drop a BOM
+                stream = io.TextIOWrapper(stream, encoding="utf-8-sig")
+            with stream:
+                yield stream
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            raise DataError(f"{path} is not a valid gzip file ({_one_line(exc)})") from None
+        except EOFError:
+            raise DataError(f"{path} is truncated: its gzip stream ends early") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} is not UTF-8 text, so not a CSV file (byte "
+                            f"{exc.object[exc.start]:#04x} cannot be decoded)") from None
+        except OSError as exc:
+            raise DataError(f"{path} cannot be read ({_one_line(exc.strerror or exc)})") from None
+
+
+def _one_line(text: object) -> str:
+    """``text`` (an exception's, say) with every run of whitespace, newlines included, one
+    space: a message quoting it stays one line."""
+    return " ".join(str(text).split())
 
 
 _HEAD_BYTES = 4096
@@ -97,30 +120,37 @@ def require_one_label_each(n_images: int, n_labels: int, images: str, labels: st
                         "labels; each image needs exactly one label")
 
 
-def _read_at_most(stream: BinaryIO, limit: int) -> tuple[list[bytes], int]:
-    """Read up to ``limit`` bytes in bounded chunks; return the chunks and their total length."""
-    chunks: list[bytes] = []
+# Deflate codes at most 258 bytes in 2 bits: no gzip or zip member of n bytes, however
+# uniform its data, decompresses to more than 1032 * n bytes. A header declaring more than that
+# is refused before a byte is inflated.
+DEFLATE_MAX_RATIO = 1032
+
+
+def allocate(shape: tuple[int, ...], dtype: np.dtype | type, what: str) -> np.ndarray:
+    """A new, uninitialised C-contiguous array for data that a header declares: checked against
+    the machine's memory first (``what`` names the data for the message: "x declares ...,
+    which")."""
+    dtype = np.dtype(dtype)
+    check_memory(math.prod(shape) * dtype.itemsize, what, DataError)
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError) as exc:  # numpy's own limits (an index past 2**63...)
+        raise DataError(f"{what} cannot be allocated ({_one_line(exc)})") from None
+
+
+def read_into(stream: BinaryIO, out: np.ndarray) -> int:
+    """Fill the C-contiguous ``out`` with the next bytes of ``stream``, in bounded pieces, so
+    that memory follows the data that exists (pages of ``out`` never reached are never
+    touched); return how many bytes were read (fewer than ``out.nbytes`` at the end of the
+    stream)."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
     got = 0
-    while got < limit:
-        chunk = stream.read(min(CHUNK_BYTES, limit - got))
-        if not chunk:
+    while got < len(view):
+        n = stream.readinto(view[got:got + CHUNK_BYTES])
+        if not n:
             break
-        chunks.append(chunk)
-        got += len(chunk)
-    return chunks, got
-
-
-def _join_chunks(chunks: list[bytes], shape: tuple[int, ...],
-                 dtype: np.dtype | type = np.uint8) -> np.ndarray:
-    # Filling one new array (rather than np.frombuffer on the joined bytes) makes the result
-    # owned and writable, with a single copy of the data.
-    out = np.empty(shape, dtype=dtype)
-    flat = out.reshape(-1).view(np.uint8)  # a view: out is C-contiguous
-    start = 0
-    for chunk in chunks:
-        flat[start:start + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-        start += len(chunk)
-    return out
+        got += n
+    return got
 
 
 # --- reading IDX files ----------------------------------------------------------------------
@@ -141,12 +171,12 @@ IDX_MAGICS = (_IMAGES.magic, _LABELS.magic)
 
 def read_idx_images(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX image file (raw, or gzip if its name ends in ``.gz``) as uint8 (n, 784) rows."""
-    return _read_idx(Path(path), _IMAGES)
+    return _read_idx(data_path(path), _IMAGES)
 
 
 def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX label file (raw, or gzip if its name ends in ``.gz``) as int64 (n,) digits."""
-    path = Path(path)
+    path = data_path(path)
     labels = _read_idx(path, _LABELS)
     bad = first_bad_label(labels)
     if bad is not None:
@@ -155,16 +185,29 @@ def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
 
 
 def _read_idx(path: Path, kind: _IdxKind) -> np.ndarray:
-    with open_data(path, "an IDX", compressed=path.name.endswith(".gz")) as stream:
+    compressed = path.name.endswith(".gz")
+    with open_data(path, "an IDX", compressed) as stream:
         count = _read_header(stream, path, kind)
-        shape = (count, *kind.row)
-        size = count * int(np.prod(kind.row, dtype=np.int64))
-        raw_size = _raw_payload_size(stream)
-        if raw_size is not None:  # a plain file: its size settles the question before reading
-            _check_payload_size(path, kind, count, size, raw_size, exact=True)
-        chunks, got = _read_at_most(stream, size + 1)
-        _check_payload_size(path, kind, count, size, got, exact=raw_size is not None)
-        return _join_chunks(chunks, shape)
+        size = count * math.prod(kind.row)
+        file_size = os.fstat(stream.fileno()).st_size
+        if compressed:  # only an upper bound on what the stream can hold, known before inflating
+            _check_gzip_can_hold(path, kind, count, size, file_size)
+        else:  # a plain file: its size settles the question before reading
+            _check_payload_size(path, kind, count, size, file_size - stream.tell(), exact=True)
+        out = allocate((count, *kind.row), np.uint8,
+                       f"{path} declares {count:,} {kind.what}s, which")
+        got = read_into(stream, out)
+        if got == size:  # the data must end where the header says
+            got += len(stream.read(1))
+        _check_payload_size(path, kind, count, size, got, exact=not compressed)
+        return out
+
+
+def _check_gzip_can_hold(path: Path, kind: _IdxKind, count: int, size: int,
+                         file_size: int) -> None:
+    if size > DEFLATE_MAX_RATIO * file_size:
+        raise DataError(f"{path} is truncated: its header declares {count:,} {kind.what}s "
+                        f"({size:,} bytes), more than a gzip file of {file_size:,} bytes can hold")
 
 
 def _read_header(stream: BinaryIO, path: Path, kind: _IdxKind) -> int:
@@ -198,13 +241,6 @@ def _gzip_hint(magic_bytes: bytes) -> str:
         GZIP_MAGIC) else ""
 
 
-def _raw_payload_size(stream: BinaryIO) -> int | None:
-    """Bytes left after the header in a plain file; None for a compressed stream (unknowable)."""
-    if isinstance(stream, gzip.GzipFile):
-        return None
-    return os.fstat(stream.fileno()).st_size - stream.tell()
-
-
 def _check_payload_size(path: Path, kind: _IdxKind, count: int, size: int, actual: int,
                         exact: bool) -> None:
     """Compare the bytes after the header with what it declares; ``exact`` if ``actual`` is
@@ -221,8 +257,11 @@ def _check_payload_size(path: Path, kind: _IdxKind, count: int, size: int, actua
 # --- reading CSV files ----------------------------------------------------------------------
 
 _CSV_COLUMNS = 1 + PIXELS  # the label, then the pixels row by row
-_INTEGER_CELL = re.compile(r"\s*[+-]?\d+\s*")
+_INTEGER_CELL = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)  # ASCII: int() also reads other digits
 _INT32 = np.iinfo(np.int32)
+# A row is a label and 784 pixels of at most a few characters each; a line this long is no row,
+# and reading it whole (a gzip stream that inflates to one endless line) could fill the memory.
+_MAX_CSV_LINE = 1 << 16
 
 
 def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -230,23 +269,47 @@ def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
     Each row is a label 0-9, then 784 pixels 0-255. A header row is recognised from its content
     (its first cell is not a number) and must name the first column ``label``. The file may be
-    gzip-compressed, which is recognised from its first bytes.
+    gzip-compressed, which is recognised from its first bytes. Blank lines are skipped; an
+    error names the line of the file as an editor numbers it.
     """
-    path = Path(path)
+    path = data_path(path)
     compressed = is_gzip(path)
     with open_data(path, "a CSV", compressed, text=True) as stream:
-        header_lines = _skip_csv_header(stream, path)
-        table = _parse_csv(stream, path, compressed, header_lines)
-    return _csv_columns(table, path, header_lines)
+        lines = _csv_lines(stream, path)
+        first = next(lines, None)
+        header = first is not None and _is_csv_header(first[1], path)
+        rows = lines if header or first is None else itertools.chain([first], lines)
+        numbers: list[int] = []  # the line number of each row parsed
+        table = _parse_csv(_numbered(rows, numbers), path, compressed, header)
+    return _csv_columns(table, path, numbers)
 
 
-def _skip_csv_header(stream: TextIO, path: Path) -> int:
-    """Consume the header row if there is one; return how many lines were consumed (0 or 1)."""
-    first = stream.readline()
+def _numbered(rows: Iterator[tuple[int, str]], numbers: list[int]) -> Iterator[str]:
+    """The lines of ``rows``, noting the number of each in ``numbers`` as it is handed out."""
+    for number, line in rows:
+        numbers.append(number)
+        yield line
+
+
+def _csv_lines(stream: TextIO, path: Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of ``stream`` with their numbers (1 for the first line of the
+    file), each read with a bounded length."""
+    for number in itertools.count(1):
+        line = stream.readline(_MAX_CSV_LINE)
+        if not line:
+            return
+        if len(line) >= _MAX_CSV_LINE and not line.endswith("\n"):
+            raise DataError(f"{path} line {number} is longer than {_MAX_CSV_LINE:,} characters, "
+                            "far more than a label and 784 pixels need")
+        if line.strip():
+            yield number, line
+
+
+def _is_csv_header(first: str, path: Path) -> bool:
+    """Whether the first line is a header row (refused unless it is MNIST's)."""
     names = [name.strip().strip('"').strip() for name in first.split(",")]
-    if not first.strip() or _INTEGER_CELL.fullmatch(names[0]):
-        stream.seek(0)
-        return 0
+    if _INTEGER_CELL.fullmatch(names[0]):
+        return False
     if names[0].lower() != "label":
         problem = ("has no label column" if names[0].lower().startswith("pixel") else
                    "does not start with a label column")
@@ -255,35 +318,38 @@ def _skip_csv_header(stream: TextIO, path: Path) -> int:
     if len(names) != _CSV_COLUMNS:
         raise DataError(f"{path} has a header of {len(names):,} columns, but an MNIST CSV has "
                         f"{_CSV_COLUMNS}: the label, then 784 pixels")
-    return 1
+    return True
 
 
-def _parse_csv(stream: TextIO, path: Path, compressed: bool, header_lines: int) -> np.ndarray:
+def _parse_csv(rows: Iterator[str], path: Path, compressed: bool, header: bool) -> np.ndarray:
     with warnings.catch_warnings():
         # numpy warns about a file without rows; the check below says so in one sentence.
         warnings.simplefilter("ignore", UserWarning)
         try:
             # numpy's C parser reads the 60,000-row file in about a second; a Python loop over
             # its 47 million cells would take minutes.
-            table = np.loadtxt(stream, delimiter=",", dtype=np.int32, ndmin=2, comments=None)
+            table = np.loadtxt(rows, delimiter=",", dtype=np.int32, ndmin=2, comments=None)
         except UnicodeDecodeError:
             raise  # open_data reports it
-        except ValueError as exc:
-            raise DataError(_csv_syntax_problem(path, compressed, header_lines, exc)) from None
+        except ValueError:
+            raise DataError(_csv_syntax_problem(path, compressed)) from None
     if table.shape[0] == 0:
-        raise DataError(f"{path} has a header but no rows" if header_lines else
+        raise DataError(f"{path} has a header but no rows" if header else
                         f"{path} is empty: it holds no rows")
     return table
 
 
-def _csv_syntax_problem(path: Path, compressed: bool, header_lines: int, exc: Exception) -> str:
+def _csv_syntax_problem(path: Path, compressed: bool) -> str:
     """The first malformed line, found by a slow scan that runs only once numpy has failed
-    (numpy's own message counts rows differently from one version to the next)."""
+    (numpy's own message counts rows differently from one version to the next, and speaks of
+    its own options)."""
     width = None
     with open_data(path, "a CSV", compressed, text=True) as stream:
-        for number, line in enumerate(stream, start=1):
-            if number <= header_lines or not line.strip():
-                continue
+        lines = _csv_lines(stream, path)
+        first = next(lines, None)
+        rows = lines if first is None or _is_csv_header(first[1], path) else itertools.chain(
+            [first], lines)
+        for number, line in rows:
             cells = line.split(",")
             for column, cell in enumerate(cells, start=1):
                 if not _INTEGER_CELL.fullmatch(cell):
@@ -296,25 +362,26 @@ def _csv_syntax_problem(path: Path, compressed: bool, header_lines: int, exc: Ex
                 return (f"{path} line {number} has {len(cells):,} values, but the lines before it "
                         f"have {width:,}")
             width = len(cells)
-    return f"{path} cannot be read as CSV ({' '.join(str(exc).split())})"
+    return f"{path} cannot be read as CSV: each line must be whole numbers separated by commas"
 
 
-def _csv_columns(table: np.ndarray, path: Path, header_lines: int) -> tuple[np.ndarray,
+def _csv_columns(table: np.ndarray, path: Path, numbers: list[int]) -> tuple[np.ndarray,
                                                                              np.ndarray]:
-    """Check the parsed table and split it into pixels and labels."""
+    """Check the parsed table and split it into pixels and labels; ``numbers`` holds each
+    row's line number in the file."""
     if table.shape[1] != _CSV_COLUMNS:
         hint = "; the label column seems to be missing" if table.shape[1] == PIXELS else ""
         raise DataError(f"{path} has {table.shape[1]:,} columns, but an MNIST CSV has "
                         f"{_CSV_COLUMNS}: the label, then 784 pixels{hint}")
     labels, pixels = table[:, 0], table[:, 1:]
     bad = first_bad_label(labels)
-    if bad is not None:  # line numbers count the header; numpy skips no other lines but blanks
-        raise DataError(f"{path} line {header_lines + bad + 1} has label {labels[bad]}; labels "
-                        "must be 0..9")
+    if bad is not None:
+        raise DataError(f"{path} line {numbers[bad]} has label {labels[bad]}; labels must be "
+                        "0..9")
     spot = first_bad_pixel(pixels)
     if spot is not None:
         row, column = spot
-        raise DataError(f"{path} line {header_lines + row + 1}, column {column + 2} has pixel "
+        raise DataError(f"{path} line {numbers[row]}, column {column + 2} has pixel "
                         f"{pixels[row, column]}; pixels must be 0..255")
     return pixels.astype(np.uint8, order="C"), labels.astype(np.int64)
 
@@ -332,7 +399,7 @@ def read_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarra
     Nothing is unpickled, and each array's bytes are read in bounded pieces, so a header that
     promises more data than the archive holds fails before anything of that size is allocated.
     """
-    path = Path(path)
+    path = data_path(path)
     with open_zip(path) as archive:
         _check_npz_keys(archive, path)
         arrays = {key: read_npy(archive, path, key) for key in _NPZ_KEYS}
@@ -343,47 +410,87 @@ def read_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 @contextlib.contextmanager
 def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            yield archive
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not an .npz file") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
-        raise DataError(f"{path} is not a valid .npz archive "
-                        f"({' '.join(str(exc).split())})") from exc
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    """``path`` opened as a zip archive (an ``.npz``), if it is a regular file; every way it
+    can fail to be read, then or while its members are read, is a one-sentence DataError."""
+    with open_regular(path, DataError, "an .npz file") as raw:
+        try:
+            archive = zipfile.ZipFile(raw)
+        except (ValueError, *_ZIP_ERRORS) as exc:  # ValueError: a field zipfile cannot parse
+            raise DataError(_zip_problem(path, exc)) from None
+        with archive:
+            try:
+                yield archive
+            except _ZIP_ERRORS as exc:
+                raise DataError(_zip_problem(path, exc)) from None
+
+
+# RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+               OSError)
+
+
+def _zip_problem(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
+        return f"{path} cannot be read ({_one_line(exc.strerror or exc)})"
+    return f"{path} is not a valid .npz archive ({_one_line(exc)})"
 
 
 def _check_npz_keys(archive: zipfile.ZipFile, path: Path) -> None:
     present = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
     missing = [key for key in _NPZ_KEYS if key not in present]
     if missing:
-        has = ", ".join(sorted(present)[:8]) or "none"
+        has = member_names(present)
         raise DataError(f"{path} has no {' or '.join(missing)} array; an MNIST .npz holds "
                         f"x_train, y_train, x_test and y_test (it has: {has})")
 
 
+def member_names(names: Iterable[str]) -> str:
+    """The first few of an archive's member ``names`` for a message: a name holding a newline
+    or another unprintable character is quoted, so that the message stays one line."""
+    shown = [name if name.isprintable() else repr(name) for name in sorted(names)[:8]]
+    return ", ".join(shown) or "none"
+
+
 def read_npy(archive: zipfile.ZipFile, path: Path, key: str,
-              check: Callable[[Path, str, tuple[int, ...], np.dtype], None] | None = None
-              ) -> np.ndarray:
+             check: Callable[[Path, str, tuple[int, ...], np.dtype], None] | None = None
+             ) -> np.ndarray:
     """One member of the archive, checked from its header (by ``check``, MNIST's layout by
-    default) before its data is read."""
-    with archive.open(f"{key}.npy") as member:
+    default) and against the size the archive declares for it before its data is read; never
+    inflated past that size."""
+    info = archive.getinfo(f"{key}.npy")
+    with archive.open(info) as member:
         shape, fortran_order, dtype = _npy_header(member, path, key)
         (check or _check_npy_layout)(path, key, shape, dtype)
+        if dtype.itemsize == 0:
+            raise DataError(f"{path} array {key} has dtype {dtype}, whose items hold nothing")
         size = math.prod(shape) * dtype.itemsize
-        chunks, got = _read_at_most(member, size + 1)
+        _check_member_size(path, key, shape, size, info, info.file_size - member.tell())
+        out = allocate(shape[::-1] if fortran_order else shape, dtype,
+                       f"{path} array {key} declares shape {shape}, which")
+        got = read_into(member, out)
+        if got == size:
+            got += len(member.read(1))
+    _check_npy_size(path, key, shape, size, got)
+    # Column-major bytes are the row-major bytes of the transpose.
+    return out.T if fortran_order else out
+
+
+def _check_member_size(path: Path, key: str, shape: tuple[int, ...], size: int,
+                       info: zipfile.ZipInfo, stored: int) -> None:
+    """Compare what the .npy header declares with what the archive says its member holds."""
+    _check_npy_size(path, key, shape, size, stored)
+    if info.compress_type == zipfile.ZIP_DEFLATED and size > DEFLATE_MAX_RATIO * max(
+            info.compress_size, 1):
+        raise DataError(f"{path} array {key} is truncated: its header declares shape {shape} "
+                        f"({size:,} bytes), more than its {info.compress_size:,} compressed bytes "
+                        "can hold")
+
+
+def _check_npy_size(path: Path, key: str, shape: tuple[int, ...], size: int, got: int) -> None:
     if got != size:
         problem = "is truncated" if got < size else "has unexpected trailing bytes"
         raise DataError(f"{path} array {key} {problem}: its header declares shape {shape} "
                         f"({size:,} bytes) but {'only ' * (got < size)}{got:,} bytes follow")
-    if fortran_order:  # column-major bytes are the row-major bytes of the transpose
-        return _join_chunks(chunks, shape[::-1], dtype).T
-    return _join_chunks(chunks, shape, dtype)
 
 
 def _npy_header(member: BinaryIO, path: Path, key: str) -> NpyHeader:
@@ -394,7 +501,7 @@ def _npy_header(member: BinaryIO, path: Path, key: str) -> NpyHeader:
                         "loads") from None
     except ValueError as exc:
         raise DataError(f"{path} array {key} is not a valid .npy array "
-                        f"({' '.join(str(exc).split())})") from None
+                        f"({_one_line(exc)})") from None
 
 
 def _check_npy_layout(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:

@@ -28,6 +28,7 @@ function in :data:`_FALLBACKS`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .cache import dataset_cache_dir
 from .datasets import DEFAULT_DATASET, Dataset, get_dataset
 from .download import download_dataset, has_record, verify_cached
 from .formats import Match, match_folder, require_data
+from .readers import data_path
 from .split import hold_out_test
 
 __all__ = [
@@ -75,7 +77,14 @@ class MnistData:
     """A training and a test set: uint8 pixels as (n, 784) rows, int64 labels 0-9, of the data
     set named :attr:`dataset` (MNIST unless said otherwise).
 
-    The arrays are C-contiguous, writable and owned by this object (nothing else holds them).
+    The loaders' arrays are C-contiguous, writable and owned by this object (nothing else holds
+    them). One built by hand is checked on construction, in one DataError sentence per problem:
+    inputs a NumPy array of numbers, (n, d) rows or (n, h, w) images, the test set as wide as the
+    training set; labels 1-D integers, one per row, from 0 to the class count less one (the
+    count is ``len(classes)`` when given, the named data set's otherwise; MNIST's own data
+    counts its classes from its labels). The checks look at shapes and dtypes and take one
+    minimum and maximum of each label array, so nothing is copied except labels of another
+    integer dtype, which become int64.
     """
 
     x_train: np.ndarray = field(repr=False)
@@ -99,11 +108,66 @@ class MnistData:
     #: that a run folder can be resumed from the command line.
     table: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        width = _input_width(self.x_train, "x_train")
+        if _input_width(self.x_test, "x_test") != width:
+            raise DataError(f"MnistData x_test has rows of {_input_width(self.x_test, 'x_test')} "
+                            f"values but x_train of {width}; both need the same inputs")
+        classes = self._class_count()
+        for name, inputs in (("y_train", self.x_train), ("y_test", self.x_test)):
+            # Frozen, so set through object: only labels of another integer dtype are replaced.
+            object.__setattr__(self, name, _checked_labels(getattr(self, name), name,
+                                                           len(inputs), classes))
+
+    def _class_count(self) -> int | None:
+        """How many classes the labels may number, when known before looking at them."""
+        if self.classes is not None:
+            if not isinstance(self.classes, tuple):
+                raise DataError(f"MnistData classes must be a tuple of labels or None, not "
+                                f"{type(self.classes).__name__}")
+            return len(self.classes)
+        if self.dataset != DEFAULT_DATASET:
+            return len(get_dataset(self.dataset).classes)
+        return None  # MNIST's own, or arrays of any number of classes
+
     @property
     def class_names(self) -> tuple[str, ...]:
         """The name of each label, 0 first: "0"-"9" for MNIST, "T-shirt/top", ... for
         Fashion-MNIST."""
         return get_dataset(self.dataset).classes
+
+
+def _input_width(x: Any, name: str) -> int:
+    """The values per row of the inputs ``x``, after checking what they are."""
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"MnistData {name} must be a NumPy array, not {type(x).__name__}")
+    if x.dtype.kind not in "iuf":
+        raise DataError(f"MnistData {name} has dtype {x.dtype}; inputs must be numbers (uint8 "
+                        "pixels, or features)")
+    if x.ndim not in (2, 3) or x.shape[0] == 0 or 0 in x.shape[1:]:
+        raise DataError(f"MnistData {name} has shape {x.shape}; inputs must be (n, d) rows or "
+                        "(n, h, w) images, at least one")
+    return math.prod(x.shape[1:])
+
+
+def _checked_labels(y: Any, name: str, n: int, classes: int | None) -> np.ndarray:
+    """``y`` as int64 labels (not copied when it is that), after checking them."""
+    if not isinstance(y, np.ndarray):
+        raise DataError(f"MnistData {name} must be a NumPy array, not {type(y).__name__}")
+    if y.dtype.kind not in "iu":
+        raise DataError(f"MnistData {name} has dtype {y.dtype}; labels must be integers (class "
+                        "numbers 0, 1, 2...)")
+    if y.shape != (n,):
+        raise DataError(f"MnistData {name} has shape {y.shape}, but its inputs have {n:,} rows; "
+                        "each row needs exactly one label")
+    low, high = int(y.min()), int(y.max())
+    top = classes if classes is not None else 2**63
+    if low < 0 or high >= top:
+        bad = int(np.flatnonzero((y < 0) | (y >= top))[0])
+        allowed = f"0..{classes - 1}" if classes is not None else "0 or more"
+        raise DataError(f"MnistData {name} has label {y[bad]} at index {bad}; labels must be "
+                        f"class numbers {allowed}")
+    return y if y.dtype == np.int64 else y.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -205,15 +269,19 @@ def explain_dataset(name: str | Dataset, path: str | os.PathLike | None = None, 
 
 
 def _from_path(path: str | os.PathLike, dataset: Dataset) -> DataSource:
+    location = data_path(path)  # a str or PathLike, then, or a ConfigError
     if not os.fspath(path):
         raise DataError(f"the data path is empty; give a folder or file holding {dataset.title}")
-    match = require_data(Path(path).expanduser(), _OWNERS["path"])
+    match = require_data(location.expanduser(), _OWNERS["path"])
     return DataSource("path", match.location, "given explicitly")
 
 
 def _download_permission(download: bool | None) -> str | None:
     """What allows downloading (for the source sentence), or None if it is not allowed."""
     if download is not None:
+        if not isinstance(download, (bool, np.bool_)):
+            raise ConfigError(f"download must be True, False or None, not "
+                              f"{type(download).__name__} {str(download)[:40]!r}")
         return "download=True" if download else None
     value = os.environ.get(DOWNLOAD_ENV_VAR, "")
     if value.strip().lower() in _TRUE_WORDS:

@@ -28,7 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .readers import GZIP_MAGIC, open_data, open_zip, read_npy
+from .._fileio import CHUNK_BYTES, check_memory
+from .readers import GZIP_MAGIC, data_path, member_names, open_data, open_zip, read_npy
 from .split import stratified_indices
 
 __all__ = [
@@ -109,8 +110,10 @@ def read_table(path: str | os.PathLike, *, label_column: str | None = None) -> T
     ``target`` or ``y`` (case-insensitive, in that order of preference), else the last column.
     Labels that all look like integers become int64; any others are kept as the strings written.
     """
-    path = Path(path)
+    path = data_path(path)
+    _require_label_column(label_column)
     raw = _read_bytes(path)
+    _require_line_ends(raw, path)
     names = _header_names(_decoded_header(raw, path), path)
     _require_utf8_rows(raw, path)
     label_at, rule = _choose_label(names, label_column, path)
@@ -128,9 +131,16 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The whole file, gunzipped if its first bytes say so; the parser needs it all anyway."""
+    """The whole file, gunzipped if its first bytes say so; the parser needs it all anyway.
+    Read in bounded pieces, so that a gzip stream inflating past the machine's memory is
+    refused as it grows rather than exhausting it."""
+    chunks, size = [], 0
     with open_data(path, "a CSV", _is_gzip(path)) as stream:
-        raw = stream.read()
+        while chunk := stream.read(CHUNK_BYTES):
+            chunks.append(chunk)
+            size += len(chunk)
+            check_memory(2 * size, f"{path}, read and parsed,", DataError)
+    raw = b"".join(chunks)
     if not raw.strip():
         raise DataError(f"{path} is empty: a table needs a header row and at least one data row")
     return raw
@@ -145,6 +155,28 @@ def _decoded_header(raw: bytes, path: Path) -> str:
                         f"{exc.object[exc.start]:#04x} cannot be decoded)") from None
 
 
+def _cells(line: str, path: Path, number: int) -> list[str]:
+    """The cells of one line (without its end), as the csv module splits them."""
+    try:
+        return next(csv.reader([line], quotechar='"'), [])
+    except csv.Error as exc:
+        raise DataError(f"{path} line {number} cannot be split into cells "
+                        f"({' '.join(str(exc).split())})") from None
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _require_line_ends(raw: bytes, path: Path) -> None:
+    """Refuse a carriage return that does not end a line: numpy's parser and Python's would
+    split such a file into different lines, so no line number could be trusted."""
+    found = _LONE_CR.search(raw)
+    if found:
+        line = 1 + raw.count(b"\n", 0, found.start())
+        raise DataError(f"{path} line {line} holds a carriage return (\\r) that does not end "
+                        "the line; lines must end with \\n or \\r\\n")
+
+
 def _require_utf8_rows(raw: bytes, path: Path) -> None:
     """Refuse a byte that is not UTF-8, naming its line; the decoded copy is dropped at once, as
     the parser reads the bytes themselves (a copy of the text would triple the memory needed)."""
@@ -157,7 +189,7 @@ def _require_utf8_rows(raw: bytes, path: Path) -> None:
 
 
 def _header_names(header: str, path: Path) -> list[str]:
-    names = [name.strip() for name in next(csv.reader([header.rstrip("\r\n")]), [])]
+    names = [name.strip() for name in _cells(header.rstrip("\r\n"), path, 1)]
     if not any(names):
         raise DataError(f"{path} has an empty first line; a table starts with a header row "
                         "naming its columns")
@@ -232,6 +264,8 @@ def _parse_numbers(raw: bytes, path: Path, names: list[str], label_at: int,
                                converters={label_at: label_index})
         except ValueError:
             raise DataError(_locate_problem(raw, path, names, label_at)) from None
+    if table.shape[0] and table.shape[1] != len(names):  # numpy counts from the first row
+        raise DataError(_locate_problem(raw, path, names, label_at))
     return table
 
 
@@ -255,7 +289,7 @@ def _locate_problem(raw: bytes, path: Path, names: list[str], label_at: int) -> 
     for number, line in enumerate(text, start=2):
         if not line.strip("\r\n"):
             continue  # numpy skips blank lines too
-        cells = next(csv.reader([line.rstrip("\r\n")], quotechar='"'))
+        cells = _cells(line.rstrip("\r\n"), path, number)
         problem = _row_problem(cells, names, label_at)
         if problem is not None:
             return f"{path} line {number}{problem}"
@@ -462,8 +496,10 @@ def encode_labels(labels: Any, *, source: str | os.PathLike | None = None
 def split_table(table: Table, fraction: float = 1 / 7, seed: int = 0) -> TableSplit:
     """Hold out ``fraction`` of the rows (rounded down, at least one) as a test set, stratified by
     class and seeded; every class keeps at least one training row."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"the held-out fraction must be between 0 and 1, not {fraction}")
+    if not isinstance(table, Table):
+        raise ConfigError(f"split_table takes a Table, not {type(table).__name__}")
+    _require_fraction(fraction)
+    _require_seed(seed)
     what = f"{table.source}" if table.source is not None else "the table"
     classes, codes = encode_labels(table.labels, source=table.source)
     _require_two_of_each(classes, codes, what)
@@ -478,6 +514,24 @@ def split_table(table: Table, fraction: float = 1 / 7, seed: int = 0) -> TableSp
             "the test set")
     return TableSplit(table.features[~test], codes[~test], table.features[test], codes[test],
                       classes, table.feature_names, note)
+
+
+def _require_fraction(fraction: Any) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not (
+            0 < fraction < 1):
+        raise ConfigError(f"the held-out fraction must be a number between 0 and 1, not "
+                          f"{_shown(repr(fraction))}")
+
+
+def _require_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"the seed must be a whole number 0 or more, not {_shown(repr(seed))}")
+
+
+def _require_label_column(label_column: Any) -> None:
+    if label_column is not None and not isinstance(label_column, str):
+        raise ConfigError(f"the label column must be a column name (a str), not "
+                          f"{type(label_column).__name__} {_shown(repr(label_column))}")
 
 
 def _require_two_of_each(classes: np.ndarray, codes: np.ndarray, what: str) -> None:
@@ -533,7 +587,7 @@ def looks_like_table(path: str | os.PathLike) -> bool:
     in CSV (no header, or a header of ``label`` and 784 pixel columns): from its first line."""
     from .formats import file_kind
 
-    path = Path(path)
+    path = data_path(path)
     try:
         if file_kind(path) != "csv":
             return False  # an .npz, an IDX file: the MNIST readers take it
@@ -549,8 +603,12 @@ def looks_like_table(path: str | os.PathLike) -> bool:
 def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows to predict from a CSV with a header: ``width`` numeric feature columns, and perhaps
     one column more, the labels (found as :func:`read_table` finds them), also returned."""
-    path = Path(path)
+    path = data_path(path)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ConfigError(f"the feature count must be a whole number 1 or more, not "
+                          f"{_shown(repr(width))}")
     raw = _read_bytes(path)
+    _require_line_ends(raw, path)
     names = _header_names(_decoded_header(raw, path), path)
     if len(names) == width + 1:
         table = read_table(path)
@@ -566,6 +624,8 @@ def read_rows(path: str | os.PathLike, width: int) -> tuple[np.ndarray, np.ndarr
                               skiprows=1, encoding="utf-8", dtype=np.float64, ndmin=2)
         except ValueError:
             raise DataError(_locate_problem(raw, path, names, None)) from None
+    if rows.shape[0] and rows.shape[1] != len(names):  # numpy counts from the first row
+        raise DataError(_locate_problem(raw, path, names, None))
     if rows.shape[0] == 0:
         raise DataError(f"{path} has a header but no rows")
     if not np.isfinite(rows).all():
@@ -579,16 +639,14 @@ _NPZ_TABLE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def looks_like_npz_table(path: str | os.PathLike) -> bool:
     """Whether the ``.npz`` at ``path`` holds a table (``x_train`` of any numeric features)
     rather than MNIST (integer images of 784 pixels or 28x28), from ``x_train``'s header."""
-    import zipfile
-
     from .._fileio import ObjectArrayError, read_npy_header
 
     try:
-        with zipfile.ZipFile(path) as archive, archive.open("x_train.npy") as member:
+        with open_zip(data_path(path)) as archive, archive.open("x_train.npy") as member:
             shape, _, dtype = read_npy_header(member)
     except ObjectArrayError:
         return True  # refused as a table, in those words
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (DataError, KeyError, ValueError):
         return False  # not readable as one: the MNIST reader says what is wrong
     mnist = dtype.kind in "iu" and tuple(shape[1:]) in ((784,), (28, 28))
     return not mnist
@@ -599,13 +657,15 @@ def read_npz_table(path: str | os.PathLike, fraction: float = 1 / 7, seed: int =
     ``y_train`` (n,) labels (numbers or strings), and ``x_test``, ``y_test`` alike, or no test
     pair (one is then held out as for a CSV table). Read like MNIST's ``.npz``: never unpickled,
     each array checked from its header before its bytes are read."""
-    path = Path(path)
+    path = data_path(path)
+    _require_fraction(fraction)
+    _require_seed(seed)
     with open_zip(path) as archive:
         present = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
         if not {"x_train", "y_train"} <= present:
             raise DataError(f"{path} has no x_train and y_train arrays; a table .npz holds "
                             f"x_train, y_train and optionally x_test, y_test (it has: "
-                            f"{', '.join(sorted(present)[:8]) or 'none'})")
+                            f"{member_names(present)})")
         keys = [key for key in _NPZ_TABLE_KEYS if key in present]
         arrays = {key: read_npy(archive, path, key, _check_table_layout) for key in keys}
     if ("x_test" in arrays) != ("y_test" in arrays):
@@ -634,6 +694,8 @@ def read_table_data(path: str | os.PathLike, label_column: str | None = None,
     """Training data from a table file: an ``.npz`` of arrays (:func:`read_npz_table`), or a
     CSV (labels in ``label_column``) tested on the CSV ``test_data`` with the same columns, or
     on rows held out of it. What the command line reads, and reads again to resume a run."""
+    if test_data is not None:
+        data_path(test_data, "the test data path")
     if looks_like_npz_table(path):
         return read_npz_table(path)
     table = read_table(path, label_column=label_column)
