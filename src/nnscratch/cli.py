@@ -262,8 +262,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     sizes = "-".join(map(str, model.layer_sizes))
     print(f"model: {args.model} ({sizes}, {model.dtype}, evaluated on {model.backend.name})")
     print(f"data: {source}")
-    print(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}) "
-          f"on {scores['n']:,} {what}")
+    loss = scores["loss"]  # huge only for a model with huge weights: 1.23e+59, not 60 digits
+    shown = f"{loss:.4f}" if loss < 1e6 else f"{loss:.4g}"
+    print(f"test accuracy: {scores['accuracy']:.2%} (loss {shown}) on {scores['n']:,} {what}")
     return 0
 
 
