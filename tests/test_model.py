@@ -162,7 +162,7 @@ def test_model_file_is_a_plain_npz(tmp_path):
         assert sorted(z.namelist()) == ["W1.npy", "W2.npy", "__metadata__.npy", "b1.npy", "b2.npy"]
 
 
-# --- wrong arguments, sizes and weights ------------------------------------------------------------
+# --- wrong arguments, sizes and weights -------------------------------------------------------
 
 _SMALL = MLP((8,), n_inputs=4, n_classes=3, seed=0)
 

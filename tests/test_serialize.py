@@ -462,7 +462,8 @@ def _npy(array: np.ndarray) -> bytes:
 
 def _valid_members(**changes: bytes) -> list[tuple[str, bytes]]:
     metadata = np.frombuffer(json.dumps(stored_metadata()).encode(), dtype=np.uint8)
-    members = {f"{name}.npy": _npy(array) for name, array in random_params(SIZES, "float32").items()}
+    params = random_params(SIZES, "float32")
+    members = {f"{name}.npy": _npy(array) for name, array in params.items()}
     members["__metadata__.npy"] = _npy(metadata)
     members.update(changes)
     return list(members.items())
