@@ -492,6 +492,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise NNScratchError("--out writes the predictions of a CSV table of rows; for images "
                              "they are printed")
+    if model.inputs is not None or model.layer_sizes[0] != 28 * 28:
+        kind = "features" if model.inputs is not None else "pixels"
+        raise NNScratchError(f"{args.model} reads rows of {model.layer_sizes[0]} {kind}, not "
+                             f"28x28 pictures of digits: give it a CSV table of such rows")
     digits = np.stack([read_digit(path) for path in args.images])
     for path, probs in zip(args.images, model.predict_proba(digits)):
         ranked = np.argsort(-probs, kind="stable")[:args.top]
