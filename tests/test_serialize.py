@@ -558,3 +558,26 @@ def test_a_fifo_or_device_is_refused_without_waiting(tmp_path, make, kind):
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
                           text=True, timeout=60)
     assert proc.stdout.strip() == f"{path} is {kind}", proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 64 kB tmpfs: a real full disk (mounting needs root; else skipped)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_model_that_does_not_fit_on_the_disk(full_disk):
+    path = full_disk / "model.npz"
+    with pytest.raises(ModelFileError) as caught:
+        MLP((64,), seed=0).save(path)  # 200 kB of weights
+    assert str(caught.value) == f"cannot write model file {path}: no space left on device"
+    assert os.listdir(full_disk) == []  # no temporary file left behind
+    MLP((4,), seed=0).save(path)  # 13 kB: fits
+    assert read_model_file(path)[1]["layer_sizes"] == [784, 4, 10]

@@ -165,6 +165,10 @@ class MLP:
         the labels of the outputs (distinct strings or integers; their count sets
         ``n_classes``): :meth:`predict` returns them, and labels given to :meth:`evaluate`
         are taken from them. Without it the classes are 0, 1, 2...
+
+        A model too big to train on this machine (its parameters four times over, for the
+        gradients and optimizer state, plus a batch's activations) is refused with a
+        :class:`~nnscratch.errors.ConfigError` before anything is allocated.
         """
         self.classes = _check_classes(classes)
         if self.classes is not None:
@@ -305,7 +309,9 @@ class MLP:
         return self.backend.asarray(codes, copy=False)
 
     def predict_proba(self, x: Any) -> Any:
-        """Class probabilities, a host array (n, c) of the model's dtype."""
+        """Class probabilities, a host array (n, c) of the model's dtype. Outputs that overflow
+        the model's dtype (huge weights) are computed in float64; a model whose outputs
+        overflow even that raises :class:`~nnscratch.errors.ModelFileError`."""
         return self.predict_proba_arrays(self._inputs(x))
 
     def predict_proba_arrays(self, x: Any) -> Any:
