@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch import MLP, DataError, ModelFileError, load_model
+from nnscratch import MLP, ConfigError, DataError, ModelFileError, load_model
 
 
 def test_bias_gradients_are_per_unit(sample_mnist):
@@ -157,3 +160,121 @@ def test_model_file_is_a_plain_npz(tmp_path):
     path = MLP((8,), seed=0).save(tmp_path / "m.npz")
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == ["W1.npy", "W2.npy", "__metadata__.npy", "b1.npy", "b2.npy"]
+
+
+# --- wrong arguments, sizes and weights -------------------------------------------------------
+
+_SMALL = MLP((8,), n_inputs=4, n_classes=3, seed=0)
+
+WRONG_CALLS = {
+    "load_model(5)": (lambda tmp: load_model(5), ModelFileError, "must be named by a path"),
+    "load_model(None)": (lambda tmp: load_model(None), ModelFileError, "got NoneType"),
+    "load_model(folder)": (lambda tmp: load_model(tmp), ModelFileError, "is a folder"),
+    "MLP(hidden='x')": (lambda tmp: MLP(hidden="x"), ConfigError, "hidden"),
+    "MLP(hidden=5)": (lambda tmp: MLP(hidden=5), ConfigError, "hidden"),
+    "MLP(seed='x')": (lambda tmp: MLP(seed="x"), ConfigError, "seed"),
+    "MLP(seed=-1)": (lambda tmp: MLP(seed=-1), ConfigError, "seed"),
+    "MLP(classes=5)": (lambda tmp: MLP(classes=5), ConfigError, "classes"),
+    "MLP(classes='abc')": (lambda tmp: MLP(classes="abc"), ConfigError, "classes"),
+    "MLP(n_inputs='x')": (lambda tmp: MLP(n_inputs="x"), ConfigError, "n_inputs"),
+    "predict('abc')": (lambda tmp: _SMALL.predict("abc"), DataError, "images"),
+    "predict(None)": (lambda tmp: _SMALL.predict(None), DataError, "images"),
+    "predict(ragged)": (lambda tmp: _SMALL.predict([[1, 2, 3, 4], [1, 2]]), DataError,
+                        "rectangular"),
+    "predict(no rows)": (lambda tmp: _SMALL.predict(np.zeros((0, 4))), DataError, "at least one"),
+    "predict_proba(width)": (lambda tmp: _SMALL.predict_proba(np.zeros((2, 5))), DataError,
+                             "4 pixels"),
+    "evaluate(shape)": (lambda tmp: _SMALL.evaluate(np.zeros((3, 5)), [0, 1, 2]), DataError,
+                        "4 pixels"),
+    "evaluate(labels count)": (lambda tmp: _SMALL.evaluate(np.zeros((3, 4)), [0, 1]), DataError,
+                               "shape (3,)"),
+    "evaluate(labels 'abc')": (lambda tmp: _SMALL.evaluate(np.zeros((3, 4)), "abc"), DataError,
+                               "labels"),
+    "evaluate(labels float)": (lambda tmp: _SMALL.evaluate(np.zeros((3, 4)), [0.0, 1.0, 2.0]),
+                               DataError, "labels"),
+    "save(folder)": (lambda tmp: _SMALL.save(tmp), ModelFileError, "is a folder"),
+    "save(5)": (lambda tmp: _SMALL.save(5), ModelFileError, "must be named by a path"),
+    "from_params(5)": (lambda tmp: MLP.from_params(5), ConfigError, "mapping"),
+    "from_params({})": (lambda tmp: MLP.from_params({}), ConfigError, "W1"),
+    "from_params(no b2)": (lambda tmp: MLP.from_params({k: v for k, v in _SMALL.params().items()
+                                                        if k != "b2"}), ConfigError, "b2"),
+    "from_params(1-D W1)": (lambda tmp: MLP.from_params({**_SMALL.params(), "W1": np.zeros(8)}),
+                            ConfigError, "W1"),
+    "set_params(W1 'x')": (lambda tmp: _SMALL.set_params({**_SMALL.params(), "W1": "x"}),
+                           ConfigError, "W1"),
+    "set_params(strings)": (lambda tmp: _SMALL.set_params(
+        {**_SMALL.params(), "b1": np.array(["a"] * 8)}), ConfigError, "b1"),
+}
+# inputs.as_array (not this module's) still appends numpy's own words for ragged lists.
+_NUMPY_WORDS = {"predict(ragged)"}
+
+
+@pytest.mark.parametrize("call, error, word", [
+    pytest.param(*case, marks=[pytest.mark.xfail(strict=True, reason="as_array adds numpy's "
+                                                 "message")] if name in _NUMPY_WORDS else [],
+                 id=name) for name, case in WRONG_CALLS.items()])
+def test_wrong_arguments_are_one_sentence_of_the_projects_own(tmp_path, call, error, word):
+    with pytest.raises(nnscratch.NNScratchError) as caught:
+        call(tmp_path)
+    message = str(caught.value)
+    assert isinstance(caught.value, error) and word in message, message
+    assert "\n" not in message and not re.search(r"\.\s+[A-Z]", message), message
+
+
+def test_a_model_too_big_for_the_machine_is_refused_before_allocating():
+    with pytest.raises(ConfigError) as caught:
+        MLP(hidden=(99_999_999_999,))
+    message = str(caught.value)
+    assert "784-99999999999-10" in message and "79,499,999,999,215 float32 parameters" in message
+    assert re.search(r"would need 1\.37 PB, more than the [\d.]+ [kMGT]?B of", message), message
+
+
+@pytest.mark.parametrize("hidden", [(800,), (4096, 4096)])
+def test_big_but_reasonable_models_are_built(hidden):
+    assert MLP(hidden, seed=0).layer_sizes == (784, *hidden, 10)
+
+
+def test_the_command_refuses_a_model_too_big_in_one_line(tmp_path, clean_env):
+    proc = subprocess.run([sys.executable, "-m", "nnscratch", "train", "--hidden", "99999999999",
+                           "--epochs", "1", "--quiet", "--out", str(tmp_path / "m.npz")],
+                          env=clean_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert re.fullmatch(r"nnscratch train: error: training a model of layer sizes "
+                        r"784-99999999999-10 .+ would need 1\.37 PB, more than .+\n",
+                        proc.stderr), proc.stderr
+
+
+def _scaled(model: MLP, factor: float, dtype: str | None = None) -> MLP:
+    params = {name: (value * factor if name.startswith("W") else value)
+              for name, value in model.params().items()}
+    return MLP.from_params(params, dtype=dtype)
+
+
+def test_finite_weights_that_overflow_float32_still_give_probabilities(sample_mnist):
+    # Weights up to about 1e31: a float32 forward pass overflows to inf, and softmax would
+    # make NaN of it.
+    small = MLP((16,), seed=3)
+    model = _scaled(small, 1e30)
+    x, y = sample_mnist.x_test[:200], sample_mnist.y_test[:200]
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits, _ = model.forward(model._inputs(x))
+    assert not np.isfinite(model.backend.to_numpy(logits)).all()  # the case this is about
+    wide = MLP.from_params(model.params(), dtype="float64")  # the same weights, wider
+    proba = model.predict_proba(x)
+    assert proba.dtype == np.float32 and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba, wide.predict_proba(x), atol=1e-6)
+    np.testing.assert_array_equal(model.predict(x), wide.predict(x))
+    scores, expected = model.evaluate(x, y), wide.evaluate(x, y)
+    # the same up to the float32 rounding of the scaled pixels
+    assert scores == {**expected, "loss": pytest.approx(expected["loss"], rel=1e-6)}
+
+
+def test_weights_that_overflow_even_float64_are_refused_in_one_sentence(sample_mnist):
+    model = _scaled(MLP((16, 16), seed=3, dtype="float64"), 1e150)
+    for call in (model.predict, model.predict_proba,
+                 lambda x: model.evaluate(x, sample_mnist.y_test[:20])):
+        with pytest.raises(ModelFileError) as caught:
+            call(sample_mnist.x_test[:20])
+        message = str(caught.value)
+        assert message.startswith("MLP(784-16-16-10, dtype=float64") and "\n" not in message
+        assert "overflow even in float64" in message and "up to 1.03e+150" in message, message

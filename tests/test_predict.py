@@ -209,3 +209,42 @@ def test_without_pillow_predict_says_how_to_install_it(model_file, rendered, tmp
     env = {**clean_env, "PYTHONPATH": str(blocker.parent)}
     assert_user_error(run(["predict", str(model_file), str(rendered[1])], env),
                       "Pillow", "pip install 'nnscratch[images]'")
+
+
+# --- models the pictures do not suit, and models with huge weights --------------------------------
+
+
+def _digit_picture(path: Path) -> Path:
+    picture = np.full((40, 30), 255, np.uint8)
+    picture[8:32, 12:17] = 0  # a dark stroke on white: a one
+    Image.fromarray(picture).save(path)
+    return path
+
+
+@pytest.mark.parametrize("inputs, words", [
+    (None, "reads rows of 100 pixels, not 28x28 pictures of digits"),
+    ({"scaling": "standardize", "mean": [0.0] * 100, "scale": [1.0] * 100},
+     "reads rows of 100 features, not 28x28 pictures of digits"),
+])
+def test_a_model_of_other_rows_is_refused_for_pictures(tmp_path, inputs, words):
+    model = nnscratch.MLP((4,), n_inputs=100, seed=0)
+    model.inputs = inputs
+    path = model.save(tmp_path / "rows.npz")
+    assert_user_error(run(["predict", str(path), str(_digit_picture(tmp_path / "one.png"))]),
+                      str(path), words)
+
+
+def test_a_model_whose_weights_overflow_float32_prints_percentages(tmp_path, clean_env):
+    params = nnscratch.MLP((16,), seed=0).params()
+    params["W1"] *= 1e30
+    params["W2"] *= 1e30  # finite float32 weights whose float32 products overflow
+    path = nnscratch.MLP.from_params(params).save(tmp_path / "huge.npz")
+    proc = run(["predict", str(path), str(_digit_picture(tmp_path / "one.png")), "--top", "10"])
+    assert proc.returncode == 0, proc.stderr
+    assert "nan" not in proc.stdout and proc.stderr == "", proc.stdout + proc.stderr
+    shares = [float(p) for p in re.findall(r": ([\d.]+)%", proc.stdout)]
+    assert len(shares) == 10 and sum(shares) == pytest.approx(100, abs=0.1)
+    proc = run(["evaluate", str(path)], clean_env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert re.search(r"test accuracy: [\d.]+% \(loss [\d.]+e\+\d+\) on 2,000 images",
+                     proc.stdout), proc.stdout

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import pickle
+import re
+import struct
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -293,7 +299,7 @@ def _raw(data: bytes) -> Callable[[Path], Path]:
 
 TAMPERED: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     "nonexistent": (lambda p: p, ("does not exist",)),
-    "directory": (_make_dir, ("directory",)),
+    "directory": (_make_dir, ("a folder, not a model file",)),
     "empty": (_raw(b""), ("empty",)),
     "random-bytes": (_raw(np.random.default_rng(3).bytes(4096)), ("not an .npz",)),
     "text-file": (_raw(b"W1,b1\n1,2\n"), ("not an .npz",)),
@@ -423,3 +429,155 @@ def test_classes_in_a_version_1_file_are_refused(tmp_path):
     np.savez(bad, **members)
     with pytest.raises(ModelFileError, match="format_version 1 does not have"):
         read_model_file(bad)
+
+
+# --- resources, special files and the words for damage -------------------------------------------
+
+
+def test_layer_sizes_that_need_terabytes_are_refused_before_any_array_is_read(tmp_path):
+    # The arrays are small and of the wrong shape: were they read first, the complaint would
+    # be W1's shape, not the memory.
+    path = _with(tmp_path / "huge.npz", metadata={**stored_metadata(),
+                                                  "layer_sizes": [784, 10 ** 12, 10]})
+    with pytest.raises(ModelFileError) as caught:
+        read_model_file(path)
+    message = str(caught.value)
+    assert "huge.npz" in message and "784-1000000000000-10" in message
+    assert re.search(r"would need 3\.18 PB, more than the", message), message
+
+
+def _zip(path: Path, members: list[tuple[str, bytes]],
+         method: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, payload in members:
+            archive.writestr(name, payload)
+    return path
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _valid_members(**changes: bytes) -> list[tuple[str, bytes]]:
+    metadata = np.frombuffer(json.dumps(stored_metadata()).encode(), dtype=np.uint8)
+    params = random_params(SIZES, "float32")
+    members = {f"{name}.npy": _npy(array) for name, array in params.items()}
+    members["__metadata__.npy"] = _npy(metadata)
+    members.update(changes)
+    return list(members.items())
+
+
+def _flipped_in(name: str) -> Callable[[Path], Path]:
+    def make(path: Path) -> Path:
+        _zip(path, _valid_members())
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(name)
+        data = bytearray(path.read_bytes())
+        data[info.header_offset + 30 + len(name) + 150] ^= 0xFF  # inside the stored data
+        path.write_bytes(bytes(data))
+        return path
+
+    return make
+
+
+def _table_of_contents_broken(path: Path) -> Path:
+    data = bytearray(_zip(path, _valid_members()).read_bytes())
+    start = data.index(b"PK\x01\x02")  # the central directory's first record
+    data[start + 3] = 0x09
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _member_moved(path: Path) -> Path:
+    data = bytearray(_zip(path, _valid_members()).read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 16:end + 20] = struct.pack("<I", 0xFFFFFF00)  # where the directory starts
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _method_unknown(path: Path) -> Path:
+    data = bytearray(_zip(path, _valid_members()).read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = data.index(signature)  # the first member, in its header and the directory
+        data[start + offset:start + offset + 2] = struct.pack("<H", 99)
+    path.write_bytes(bytes(data))
+    return path
+
+
+W1_NPY = _npy(random_params(SIZES, "float32")["W1"])
+DAMAGE = {
+    "checksum": (_flipped_in("W2.npy"), "its array W2 is damaged: its data does not match its "
+                                        "checksum"),
+    "table-of-contents": (_table_of_contents_broken, "table of contents cannot be read"),
+    "moved": (_member_moved, "is damaged: the archive's record of it is corrupt"),
+    "compression": (_method_unknown, "compressed or encrypted in a way nnscratch does not read"),
+    "not-npy": (lambda p: _zip(p, _valid_members(**{"W1.npy": b"not an array at all"})),
+                "its entry W1 is not a readable NumPy array"),
+    "header": (lambda p: _zip(p, _valid_members(**{"W1.npy": W1_NPY[:12] + b"{'descr': <f4"
+                                                                           + W1_NPY[25:]})),
+               "the header that gives its shape and type is damaged"),
+    "cut-short": (lambda p: _zip(p, _valid_members(**{"W1.npy": W1_NPY[:-100]})),
+                  "its array W1 is cut short"),
+    "data-after": (lambda p: _zip(p, _valid_members(**{"W1.npy": W1_NPY + b"more"})),
+                   "its entry W1 holds more data than its array"),
+    "twice": (lambda p: _zip(p, _valid_members() + [("b1.npy", _npy(np.zeros(16, "f4")))]),
+              "it holds the entry b1.npy twice"),
+    "deflated": (lambda p: _zip(p, _valid_members(), zipfile.ZIP_DEFLATED), None),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@pytest.mark.parametrize("make, words", DAMAGE.values(), ids=DAMAGE.keys())
+def test_damage_is_told_in_plain_words(tmp_path, make, words):
+    path = make(tmp_path / "suspect.npz")
+    if words is None:  # the control: a valid file, only compressed
+        params, _ = read_model_file(path)
+        assert np.array_equal(params["W1"], random_params(SIZES, "float32")["W1"])
+        return
+    with pytest.raises(ModelFileError) as caught:
+        read_model_file(path)
+    message = str(caught.value)
+    assert f"model file {path}" in message and words in message, message
+    assert not re.search(r"Errno|Error|\\x|b'", message), message
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO), not a model file"),
+    (lambda p: p.symlink_to("/dev/zero"), "a character device, not a model file"),
+], ids=["fifo", "device"])
+def test_a_fifo_or_device_is_refused_without_waiting(tmp_path, make, kind):
+    path = tmp_path / "model.npz"
+    make(path)
+    code = ("import sys\nfrom nnscratch import load_model\nfrom nnscratch.errors import "
+            "ModelFileError\ntry:\n    load_model(sys.argv[1])\nexcept ModelFileError as e:\n"
+            "    print(e)\n")
+    # A regression would wait forever on the FIFO: the timeout turns that into a failure.
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.strip() == f"{path} is {kind}", proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 64 kB tmpfs: a real full disk (mounting needs root; else skipped)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_model_that_does_not_fit_on_the_disk(full_disk):
+    path = full_disk / "model.npz"
+    with pytest.raises(ModelFileError) as caught:
+        MLP((64,), seed=0).save(path)  # 200 kB of weights
+    assert str(caught.value) == f"cannot write model file {path}: no space left on device"
+    assert os.listdir(full_disk) == []  # no temporary file left behind
+    MLP((4,), seed=0).save(path)  # 13 kB: fits
+    assert read_model_file(path)[1]["layer_sizes"] == [784, 4, 10]

@@ -266,8 +266,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     sizes = "-".join(map(str, model.layer_sizes))
     print(f"model: {args.model} ({sizes}, {model.dtype}, evaluated on {model.backend.name})")
     print(f"data: {source}")
-    print(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}) "
-          f"on {scores['n']:,} {what}")
+    loss = scores["loss"]  # huge only for a model with huge weights: 1.23e+59, not 60 digits
+    shown = f"{loss:.4f}" if loss < 1e6 else f"{loss:.4g}"
+    print(f"test accuracy: {scores['accuracy']:.2%} (loss {shown}) on {scores['n']:,} {what}")
     return 0
 
 
@@ -495,6 +496,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise NNScratchError("--out writes the predictions of a CSV table of rows; for images "
                              "they are printed")
+    if model.inputs is not None or model.layer_sizes[0] != 28 * 28:
+        kind = "features" if model.inputs is not None else "pixels"
+        raise NNScratchError(f"{args.model} reads rows of {model.layer_sizes[0]} {kind}, not "
+                             f"28x28 pictures of digits: give it a CSV table of such rows")
     digits = np.stack([read_digit(path) for path in args.images])
     for path, probs in zip(args.images, model.predict_proba(digits)):
         ranked = np.argsort(-probs, kind="stable")[:args.top]

@@ -5,8 +5,8 @@ box keeping its aspect ratio (anti-aliased, hence the grey edges), then placed i
 so that its centre of mass falls on the field's centre, as white ink on black. A model trained
 on them knows nothing else, so :func:`prepare_digit` repeats those steps on any picture:
 
-1. gray levels; a light background (judged from the picture's border) is inverted, since MNIST
-   is light ink on black;
+1. gray levels (a 16-bit or 32-bit picture rescaled to 0-255, not clipped); a light
+   background (judged from the picture's border) is inverted, since MNIST is light ink on black;
 2. the background level is subtracted and the ink stretched to full strength, and faint marks
    (below a fifth of the strongest ink, or within the noise seen on the border: paper texture,
    shadows, JPEG noise) are dropped;
@@ -22,16 +22,20 @@ when an image is read or written.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._fileio import open_regular
 from .errors import DataError, NNScratchError
 
-__all__ = ["read_digit", "prepare_digit", "read_grayscale", "save_digit", "PILLOW_HINT"]
+__all__ = ["read_digit", "prepare_digit", "read_grayscale", "gray_levels", "save_digit",
+           "PILLOW_HINT"]
 
 PILLOW_HINT = "pip install 'nnscratch[images]' (or: pip install pillow)"
 
@@ -72,31 +76,94 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
 def read_grayscale(path: str | os.PathLike) -> np.ndarray:
     """The picture at ``path`` (any format Pillow reads) as float32 gray levels 0-255, shape
     (height, width), at most :data:`MAX_SIDE` pixels a side. Transparent parts count as white
-    paper; a photo's EXIF orientation is applied."""
+    paper; a photo's EXIF orientation is applied. Pictures of more than 8 bits a pixel (16-bit
+    PNGs, 32-bit integer or float TIFFs) are rescaled to 0-255, not clipped (see
+    :func:`gray_levels`). A folder, a FIFO or a device is refused before anything waits on it."""
     Image = _pillow()
-    from PIL import ImageOps
-
-    path = Path(path)
+    path = _image_path(path)
     try:
         with warnings.catch_warnings():
             # Pillow only warns about a huge image; a digit never needs one, so refuse it.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image = ImageOps.exif_transpose(image)
-                gray = _on_white(image, Image).convert("L")
-                gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
-                return np.asarray(gray, dtype=np.float32)
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not an image") from None
+            with open_regular(path, DataError, "an image") as handle, \
+                    Image.open(handle) as image:
+                return _gray(image, str(path))
+    except NNScratchError:
+        raise
     except Image.UnidentifiedImageError:
         raise DataError(f"{path} is not an image that Pillow can read (PNG, JPEG, ...)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{path} is too large an image to be a photo of one digit") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt image data
-        raise DataError(f"{path} cannot be decoded as an image "
-                        f"({' '.join(str(exc).split())})") from exc
+    except _DECODING_ERRORS as exc:  # truncated or corrupt image data
+        raise DataError(f"{path} cannot be decoded as an image: {_damage(exc)}") from None
+
+
+def _damage(exc: BaseException) -> str:
+    """What a decoder's error says about the picture, in words (Pillow's own name bytes)."""
+    words = " ".join(str(exc).split())
+    if "not available" in words:  # "decoder jpeg2k not available": a format, not damage
+        return f"this Pillow cannot decode its format ({words})"
+    if "truncat" in words.lower():
+        return "it is cut short"
+    return "its data is damaged"
+
+
+# What Pillow's decoders raise on damaged data, besides their own errors.
+_DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
+                    ZeroDivisionError, struct.error, zlib.error)
+
+
+def _image_path(path: Any) -> Path:
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"an image to read must be named by a path (a str or a pathlib.Path); "
+                        f"got {type(path).__name__} {path!r:.40}")
+    return Path(path)
+
+
+# Modes of more than 8 bits a pixel: 16-bit gray, 32-bit integers, 32-bit floats.
+_WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _gray(image: Any, name: str) -> np.ndarray:
+    """An opened picture as gray levels 0-255, upright and at most MAX_SIDE a side."""
+    Image = _pillow()
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    wide = image.mode in _WIDE_MODES
+    # Pillow's "L" clips wider values at 255; "F" keeps them, to be rescaled below.
+    if not wide:
+        gray = _on_white(image, Image).convert("L")
+    else:  # 16-bit gray goes to floats by way of 32-bit integers
+        gray = (image if image.mode in ("I", "F") else image.convert("I")).convert("F")
+    gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
+    levels = np.asarray(gray, dtype=np.float32)
+    return gray_levels(levels, image.mode, name) if wide else levels
+
+
+def gray_levels(values: np.ndarray, mode: str, name: str = "the image") -> np.ndarray:
+    """Pixel ``values`` of a picture of Pillow mode ``mode`` ("I;16", "I" or "F") as gray levels
+    0-255 (float32), rescaled rather than clipped.
+
+    Values are divided by their type's full scale: 1 for floats in [0, 1], 255 for values that
+    fit in 0-255 (an 8-bit picture stored wider), 65535 for 16-bit ones. Values beyond those
+    (negative, or past 65535) are stretched from their own lowest to their highest. A full
+    scale keeps a faint picture faint, so that one with no digit is still seen to have none.
+    """
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise DataError(f"{name} has {np.count_nonzero(~finite)} pixel(s) that are not numbers "
+                        f"(NaN or infinite)")
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    scales = (1.0, 255.0, 65535.0) if mode == "F" else (255.0, 65535.0)
+    full = next((scale for scale in scales if low >= 0 and high <= scale), None)
+    if full is not None:
+        return (values * (255.0 / full)).astype(np.float32)
+    if high == low:
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - low) * (255.0 / (high - low))).astype(np.float32)
 
 
 def _on_white(image: Any, Image: Any) -> Any:
@@ -112,9 +179,13 @@ def prepare_digit(gray: ArrayLike, *, name: str = "the image") -> np.ndarray:
     an MNIST input: uint8 (28, 28), light ink on black, fitted into 20x20 and centred by mass.
     ``name`` names the picture in errors."""
     gray = np.asarray(gray, dtype=np.float32)
-    if gray.ndim != 2 or min(gray.shape) < 2:
-        raise DataError(f"{name} must be a 2-D picture at least 2 pixels a side; got shape "
+    if gray.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array of gray levels (height, width); got shape "
                         f"{gray.shape}")
+    if min(gray.shape) < 2:
+        height, width = gray.shape  # said as a user sees a picture: width x height
+        raise DataError(f"{name} is {width}x{height} pixels: a digit needs at least 2 pixels "
+                        f"a side")
     ink = _ink(gray, name)
     rows, cols = np.nonzero(ink)
     crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]

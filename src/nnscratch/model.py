@@ -17,15 +17,20 @@ and the backward pass, from ``dlogits = (softmax(logits) - onehot(labels)) / n``
 
 from __future__ import annotations
 
+import contextlib
+import math
+import operator
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import rng as _rng
+from ._fileio import check_memory
 from .backend import Backend
-from .errors import ConfigError
-from .inputs import as_labels, as_pixels, class_labels, label_codes, scaled_features
+from .errors import ConfigError, ModelFileError
+from .inputs import as_array, as_labels, as_pixels, class_labels, label_codes, scaled_features
 from .registry import get_backend
 from .settings import DTYPE, DTYPES, LAYER_SIZES, POSITIVE_INT, Rule
 
@@ -46,16 +51,92 @@ def _check_dtype(dtype: str) -> str:
     return DTYPE.check("dtype", dtype)
 
 
-def _check_classes(classes: Sequence[Any] | None, n_classes: int) -> tuple[Any, ...] | None:
-    """The outputs' labels as a tuple of Python strings or ints; None for 0, 1, 2..."""
+def _check_classes(classes: Any, n_classes: int | None = None) -> tuple[Any, ...] | None:
+    """The outputs' labels as a tuple of Python strings or ints (``n_classes`` of them, when
+    given); None for 0, 1, 2..."""
     if classes is None:
         return None
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
+        raise ConfigError(f"classes must be a list of labels, one per output; got "
+                          f"{type(classes).__name__} {classes!r:.40}")
     labels = tuple(c.item() if hasattr(c, "item") else c for c in classes)  # NumPy scalars
     kinds = {type(c) for c in labels}
-    if kinds not in ({str}, {int}) or len(labels) != n_classes or len(set(labels)) != n_classes:
-        raise ConfigError(f"classes must be {n_classes} distinct labels, all strings or all "
+    count = len(labels) if n_classes is None else n_classes
+    if kinds not in ({str}, {int}) or len(labels) != count or len(set(labels)) != count:
+        raise ConfigError(f"classes must be {count} distinct labels, all strings or all "
                           f"integers; got {list(labels)[:5]!r}")
     return labels
+
+
+def _generator(seed: Any) -> Any:
+    """The generator to draw initial weights from: ``seed`` itself when it is one."""
+    if hasattr(seed, "bit_generator"):
+        return seed
+    try:
+        valid = not isinstance(seed, bool) and operator.index(seed) >= 0
+    except TypeError:  # not an integer at all
+        valid = False
+    if not valid:
+        raise ConfigError(f"seed must be an integer of at least 0 or a numpy.random.Generator; "
+                          f"got {seed!r:.40}")
+    return _rng.generators(seed)[0]
+
+
+# Training holds each parameter four times (the weights, their gradients and, with Adam, two
+# moments) and, per layer, a batch's activations and their gradients; the batch is
+# TrainSettings' default. What a model needs beyond that is the data's business.
+_PARAMETER_COPIES = 4
+_TRAINING_BATCH = 128
+
+
+def _check_model_memory(sizes: Sequence[int], dtype: str) -> None:
+    """Refuse, before anything is allocated, a model too big to train on this machine."""
+    parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+    activations = _TRAINING_BATCH * (sizes[0] + 2 * sum(sizes[1:]))
+    itemsize = 4 if dtype == "float32" else 8
+    shown = "-".join(map(str, sizes))
+    check_memory((_PARAMETER_COPIES * parameters + activations) * itemsize,
+                 f"training a model of layer sizes {shown} ({parameters:,} {dtype} parameters)",
+                 ConfigError)
+
+
+def _check_param_names(params: Any, sizes: Sequence[int] | None = None) -> int:
+    """The number of weight layers in ``params``, a mapping with exactly the arrays ``W1, b1,
+    ... WL, bL`` (L from ``sizes`` when given, else from the ``W`` names present)."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"params must be a mapping of arrays named W1, b1, W2, b2, ...; got "
+                          f"{type(params).__name__}")
+    count = len(sizes) - 1 if sizes is not None else 0
+    while sizes is None and f"W{count + 1}" in params:
+        count += 1
+    expected = {f"{kind}{k}" for k in range(1, count + 1) for kind in "Wb"}
+    if count == 0 or set(params) != expected:
+        missing = sorted(expected - set(params)) or ["W1"] * (count == 0)
+        unexpected = sorted(map(str, set(params) - expected))
+        problem = (f"it lacks {', '.join(missing)}" if missing
+                   else f"{', '.join(unexpected)} belong to no layer")
+        raise ConfigError(f"params must hold W1, b1, W2, b2, ... for each layer: {problem}")
+    return count
+
+
+def _host_shape(value: Any, name: str) -> tuple[int, ...]:
+    """The shape of a parameter given as an array (host or backend) or as nested lists."""
+    shape = getattr(value, "shape", None)
+    return tuple(shape) if shape is not None else as_array(value, f"parameter {name}").shape
+
+
+@contextlib.contextmanager
+def _overflow_unwarned() -> Iterator[None]:
+    """A block whose overflows are checked for, so not warned about (NumPy would)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _is_finite(host: Any) -> bool:
+    """Whether every value of a host array is finite (NaN propagates into max and min)."""
+    return host.size == 0 or (math.isfinite(float(host.max()))
+                              and math.isfinite(float(host.min())))
 
 
 class MLP:
@@ -84,17 +165,22 @@ class MLP:
         the labels of the outputs (distinct strings or integers; their count sets
         ``n_classes``): :meth:`predict` returns them, and labels given to :meth:`evaluate`
         are taken from them. Without it the classes are 0, 1, 2...
+
+        A model too big to train on this machine (its parameters four times over, for the
+        gradients and optimizer state, plus a batch's activations) is refused with a
+        :class:`~nnscratch.errors.ConfigError` before anything is allocated.
         """
-        if classes is not None:
-            n_classes = len(classes)
+        self.classes = _check_classes(classes)
+        if self.classes is not None:
+            n_classes = len(self.classes)
         self.layer_sizes = _layer_sizes(n_inputs, hidden, n_classes)
-        self.classes = _check_classes(classes, n_classes)
         #: How inputs are prepared: None for pixels (divided by 255); for features, what
         #: :func:`nnscratch.inputs.fit_scaling` fitted on the training set.
         self.inputs: dict[str, Any] | None = None
         self.dtype = _check_dtype(dtype)
+        _check_model_memory(self.layer_sizes, self.dtype)
         self.backend = get_backend(backend)
-        generator = seed if hasattr(seed, "bit_generator") else _rng.generators(seed)[0]
+        generator = _generator(seed)
         self.set_params(_rng.init_params(self.layer_sizes, init, generator))
         self.metadata: dict[str, Any] = {}
 
@@ -103,13 +189,18 @@ class MLP:
                     dtype: str | None = None, classes: Sequence[Any] | None = None) -> MLP:
         """A model holding copies of ``params`` (host arrays named ``W1, b1, ...``), whose
         outputs are ``classes`` (default 0, 1, 2...)."""
-        count = len(params) // 2
-        sizes = [params[f"W{k}"].shape[1] for k in range(1, count + 1)]
+        count = _check_param_names(params)
+        shapes = [_host_shape(params[f"W{k}"], f"W{k}") for k in range(1, count + 1)]
+        flat = next((k for k, shape in enumerate(shapes, 1) if len(shape) != 2), None)
+        if flat is not None:
+            raise ConfigError(f"parameter W{flat} must be a 2-D array; got shape "
+                              f"{shapes[flat - 1]}")
+        sizes = [shape[1] for shape in shapes]
         model = cls.__new__(cls)
-        model.layer_sizes = _layer_sizes(params["W1"].shape[0], sizes[:-1], sizes[-1])
+        model.layer_sizes = _layer_sizes(shapes[0][0], sizes[:-1], sizes[-1])
         model.classes = _check_classes(classes, sizes[-1])
         model.inputs = None
-        model.dtype = _check_dtype(dtype or str(params["W1"].dtype))
+        model.dtype = _check_dtype(dtype or str(getattr(params["W1"], "dtype", "float64")))
         model.backend = get_backend(backend)
         model.set_params(params)
         model.metadata = {}
@@ -127,13 +218,17 @@ class MLP:
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Replace the parameters with copies of ``params`` (host or backend arrays named
         ``W1, b1, ...`` with this model's shapes), cast to the model's dtype."""
+        _check_param_names(params, self.layer_sizes)
         self._params = {}
         for k, (fan_in, fan_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:]), 1):
             for name, shape in ((f"W{k}", (fan_in, fan_out)), (f"b{k}", (fan_out,))):
-                if tuple(params[name].shape) != shape:
-                    raise ConfigError(f"parameter {name} must have shape {shape}; "
-                                      f"got {tuple(params[name].shape)}")
-                self._params[name] = self.backend.asarray(params[name], dtype=self.dtype)
+                given = _host_shape(params[name], name)
+                if given != shape:
+                    raise ConfigError(f"parameter {name} must have shape {shape}; got {given}")
+                try:
+                    self._params[name] = self.backend.asarray(params[name], dtype=self.dtype)
+                except (TypeError, ValueError):  # strings, objects: nothing to cast to floats
+                    raise ConfigError(f"parameter {name} must be an array of numbers") from None
 
     def params(self) -> dict[str, Any]:
         """Copies of the parameters as host NumPy arrays, in the order ``W1, b1, W2, ...``."""
@@ -214,19 +309,23 @@ class MLP:
         return self.backend.asarray(codes, copy=False)
 
     def predict_proba(self, x: Any) -> Any:
-        """Class probabilities, a host array (n, c) of the model's dtype."""
+        """Class probabilities, a host array (n, c) of the model's dtype. Outputs that overflow
+        the model's dtype (huge weights) are computed in float64; a model whose outputs
+        overflow even that raises :class:`~nnscratch.errors.ModelFileError`."""
         return self.predict_proba_arrays(self._inputs(x))
 
     def predict_proba_arrays(self, x: Any) -> Any:
         """:meth:`predict_proba` for a backend array already prepared (floats, or pixels)."""
-        logits, _ = self.forward(x)
-        return self.backend.to_numpy(self.backend.softmax(logits))
+        model, logits = self._finite_logits(x)
+        with _overflow_unwarned():  # logits far below the largest give exp(-inf) = 0
+            probabilities = model.backend.softmax(logits)
+        return model.backend.to_numpy(probabilities).astype(self.dtype, copy=False)
 
     def predict(self, x: Any) -> Any:
         """Predicted classes, a host array (n,): the model's :attr:`classes` (strings or
         integers) when it has them, else the class numbers (the digits, for MNIST)."""
-        logits, _ = self.forward(self._inputs(x))
-        codes = self.backend.to_numpy(self.backend.argmax_rows(logits))
+        model, logits = self._finite_logits(self._inputs(x))
+        codes = model.backend.to_numpy(model.backend.argmax_rows(logits))
         return codes if self.classes is None else class_labels(codes, self.classes)
 
     def evaluate(self, x: Any, y: Any) -> dict[str, float]:
@@ -236,13 +335,58 @@ class MLP:
 
     def evaluate_arrays(self, x: Any, labels: Any) -> dict[str, float]:
         """:meth:`evaluate` for backend arrays already prepared (floats, integer labels)."""
+        scores = self._scores(x, labels)
+        if not math.isfinite(scores["loss"]):  # see _finite_logits
+            wide = self._in_float64()
+            scores = wide._scores(wide._widened_inputs(x), labels)
+            if not math.isfinite(scores["loss"]):
+                raise self._overflow()
+        return scores
+
+    def _scores(self, x: Any, labels: Any) -> dict[str, float]:
         b = self.backend
-        logits, _ = self.forward(x)
-        correct = b.count_correct(logits, labels)
-        loss, _ = b.softmax_cross_entropy(logits, labels)
+        with _overflow_unwarned():
+            logits, _ = self.forward(x)
+            correct = b.count_correct(logits, labels)
+            loss, _ = b.softmax_cross_entropy(logits, labels)
         n = int(labels.shape[0])
         return {"accuracy": int(b.to_numpy(correct)) / n, "loss": float(b.to_numpy(loss)),
                 "n": n}
+
+    # Finite weights can still overflow a float32 forward pass (a tampered or damaged model,
+    # weights near 1e38): its logits become inf, and softmax turns inf - inf into NaN. The
+    # outputs are then computed again in float64, whose range no float32 model of a few layers
+    # can overflow; a model that overflows even that is refused.
+
+    def _finite_logits(self, x: Any) -> tuple[MLP, Any]:
+        """The logits of prepared ``x`` (a backend array), all finite, and the model (this one,
+        or its float64 copy) that computed them."""
+        logits = self._quiet_forward(x)
+        if _is_finite(self.backend.to_numpy(logits)):
+            return self, logits
+        wide = self._in_float64()
+        logits = wide._quiet_forward(wide._widened_inputs(x))
+        if not _is_finite(wide.backend.to_numpy(logits)):
+            raise self._overflow()
+        return wide, logits
+
+    def _quiet_forward(self, x: Any) -> Any:
+        with _overflow_unwarned():
+            logits, _ = self.forward(x)
+        return logits
+
+    def _in_float64(self) -> MLP:
+        if self.dtype == "float64":
+            raise self._overflow()
+        return MLP.from_params(self.params(), backend=self.backend, dtype="float64")
+
+    def _widened_inputs(self, x: Any) -> Any:
+        return x if str(x.dtype) in ("uint8", "float64") else self.backend.asarray(x, "float64")
+
+    def _overflow(self) -> ModelFileError:
+        largest = max(float(abs(p).max()) for p in self.params().values())
+        return ModelFileError(f"{self!r} has weights too large to use (up to {largest:.3g}): "
+                              f"its outputs on these inputs overflow even in float64")
 
     def loss_and_grads(self, x: Any, y: Any) -> tuple[float, dict[str, Any]]:
         """The mean loss on ``(x, y)`` and its gradient for every parameter, as host arrays

@@ -16,16 +16,17 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._fileio import (ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError, atomic_file,
-                      json_text, read_npy_header)
+from ._fileio import (CHUNK_BYTES, ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError,
+                      atomic_file, check_memory, json_text, open_regular, read_npy_header)
 from ._version import __version__
-from .errors import ModelFileError
+from .errors import ModelFileError, WriteError
 from .settings import DTYPES
 
 __all__ = [
@@ -227,51 +228,122 @@ def write_model_file(path: str | os.PathLike, params: Mapping[str, np.ndarray],
     :class:`~nnscratch.errors.ModelFileError` before anything is written. The file appears
     whole or not at all: on any failure an existing file at ``path`` is left untouched.
     """
-    target = Path(path)
+    target = _model_path(path, "write")
     try:
         members = _archive_members(params, metadata)
     except _Invalid as problem:
         raise ModelFileError(f"refusing to write model file {target}: {problem}") from None
+    if target.is_dir():
+        raise ModelFileError(f"cannot write model file {target}: it is a folder")
     if not target.parent.is_dir():
         raise ModelFileError(f"cannot write model file {target}: its folder {target.parent} "
                              f"does not exist")
     try:
         _write_atomically(target, members)
+    except WriteError as exc:  # its message is "cannot write PATH: REASON"
+        reason = str(exc).removeprefix(f"cannot write {target}: ")
+        raise ModelFileError(f"cannot write model file {target}: {reason}") from None
     except OSError as exc:
         raise ModelFileError(f"cannot write model file {target}: "
-                             f"{exc.strerror or exc}") from exc
+                             f"{exc.strerror or exc}") from None
     return target
 
 
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _member_header(archive: Any, name: str, if_objects: str) -> tuple[NpyHeader, int]:
-    """The header of an archive member and its stored size, read without its data; an object
-    array is refused with the problem ``if_objects``."""
+def _model_path(path: Any, doing: str) -> Path:
+    """``path`` as a Path, or a ModelFileError when it is not a file name at all."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ModelFileError(f"the model file to {doing} must be named by a path (a str or a "
+                             f"pathlib.Path); got {type(path).__name__} {path!r:.40}")
+    return Path(path)
+
+
+def _damage(what: str, exc: BaseException) -> _Invalid:
+    """What a zipfile or zlib error met while reading the member ``what`` (``its array W1``)
+    says about the file, in words."""
+    if isinstance(exc, EOFError):
+        return _Invalid(f"{what} is cut short")
+    if isinstance(exc, (NotImplementedError, RuntimeError)):
+        return _Invalid(f"{what} is compressed or encrypted in a way nnscratch does not read")
+    if "CRC" in str(exc):
+        return _Invalid(f"{what} is damaged: its data does not match its checksum")
+    return _Invalid(f"{what} is damaged: the archive's record of it is corrupt")
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's ``.npy`` members by array name (``W1`` for ``W1.npy``); any other entry
+    keeps its whole name, so that it is reported as unexpected."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if name in members:
+            raise _Invalid(f"it holds the entry {info.filename} twice")
+        members[name] = info
+    return members
+
+
+def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+                   if_objects: str) -> tuple[NpyHeader, BinaryIO]:
+    """The ``.npy`` header of a member and the member opened at its first byte of data; an
+    object array is refused with the problem ``if_objects``."""
+    if not info.filename.endswith(".npy"):
+        raise _Invalid(f"its entry {name} is not a NumPy array")
+    member = archive.open(info)
     try:
-        info = archive.zip.getinfo(f"{name}.npy")
-    except KeyError:
-        raise _Invalid(f"its entry {name} is not a NumPy array") from None
-    with archive.zip.open(info) as member:
-        try:
-            header = read_npy_header(member)
-        except NpyVersionError as exc:
-            raise _Invalid(f"its array {name} uses .npy format version {exc.version}, "
-                           f"which nnscratch does not read") from None
-        except ObjectArrayError:
-            raise _Invalid(if_objects) from None
-    return header, info.file_size
+        return _npy_header(member, name, if_objects), member
+    except BaseException:
+        member.close()
+        raise
 
 
-def _read_member(archive: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+def _npy_header(member: BinaryIO, name: str, if_objects: str) -> NpyHeader:
+    try:
+        return read_npy_header(member)
+    except NpyVersionError as exc:
+        raise _Invalid(f"its array {name} uses .npy format version {exc.version}, "
+                       f"which nnscratch does not read") from None
+    except ObjectArrayError:
+        raise _Invalid(if_objects) from None
+    except ValueError as exc:
+        if str(exc).startswith("EOF"):  # numpy's words for a header cut short
+            raise _Invalid(f"its array {name} is cut short") from None
+        raise _Invalid(f"its entry {name} is not a readable NumPy array: the header that "
+                       f"gives its shape and type is damaged") from None
+
+
+def _read_data(member: BinaryIO, name: str, header: NpyHeader, stored_bytes: int) -> np.ndarray:
+    """The array whose ``header`` was just read from ``member``, read to the member's end so
+    that the archive's checksum of it is checked."""
+    array = np.empty(header.shape, dtype=header.dtype, order="F" if header.fortran_order else "C")
+    # A header can promise more data than the member holds; check before reading into it.
+    if array.nbytes > stored_bytes:
+        raise _Invalid(f"its array {name} is cut short")
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    got = 0
+    while got < len(view):
+        count = member.readinto(view[got:got + CHUNK_BYTES])
+        if not count:
+            raise _Invalid(f"its array {name} is cut short")
+        got += count
+    if member.read(1):
+        raise _Invalid(f"its entry {name} holds more data than its array")
+    return np.ascontiguousarray(array)
+
+
+def _read_member(archive: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], name: str,
+                 shape: tuple[int, ...], dtype: str) -> np.ndarray:
     pickled = f"it contains a pickled object array {name}, which nnscratch never loads"
-    header, stored_bytes = _member_header(archive, name, pickled)
-    _check_layout(name, header.shape, header.dtype, shape, dtype)
-    # A header can promise more data than the member holds; check before numpy allocates it.
-    if int(np.prod(shape)) * header.dtype.itemsize > stored_bytes:
-        raise _Invalid(f"its array {name} is truncated")
-    array = np.array(archive[name], order="C", copy=True)
+    try:
+        header, member = _member_header(archive, members[name], name, pickled)
+        with member:
+            _check_layout(name, header.shape, header.dtype, shape, dtype)
+            array = _read_data(member, name, header, members[name].file_size)
+    except _ARCHIVE_ERRORS as exc:
+        raise _damage(f"its array {name}", exc) from None
     _check_finite(name, array)
     return array
 
@@ -289,62 +361,81 @@ def _decode_metadata(blob: bytes) -> dict[str, Any]:
     return value
 
 
-def _read_metadata(archive: Any) -> dict[str, Any]:
-    if METADATA_KEY not in archive.files:
+def _read_metadata(archive: zipfile.ZipFile,
+                   members: Mapping[str, zipfile.ZipInfo]) -> dict[str, Any]:
+    if METADATA_KEY not in members:
         raise _Invalid(f"it has no {METADATA_KEY} entry, so nnscratch did not write it")
-    header, _ = _member_header(archive, METADATA_KEY, _NOT_METADATA)
-    if header.dtype != np.uint8 or len(header.shape) != 1:
-        raise _Invalid(_NOT_METADATA)
-    if header.shape[0] > MAX_METADATA_BYTES:
-        raise _Invalid(f"its metadata is {header.shape[0]} bytes, over the 1 MiB limit")
-    return _decode_metadata(archive[METADATA_KEY].tobytes())
+    try:
+        header, member = _member_header(archive, members[METADATA_KEY], METADATA_KEY,
+                                        _NOT_METADATA)
+        with member:
+            if header.dtype != np.uint8 or len(header.shape) != 1:
+                raise _Invalid(_NOT_METADATA)
+            if header.shape[0] > MAX_METADATA_BYTES:
+                raise _Invalid(f"its metadata is {header.shape[0]} bytes, over the 1 MiB limit")
+            blob = _read_data(member, METADATA_KEY, header, members[METADATA_KEY].file_size)
+    except _ARCHIVE_ERRORS as exc:
+        raise _damage("its metadata", exc) from None
+    return _decode_metadata(blob.tobytes())
 
 
-def _read_archive(archive: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    metadata = _read_metadata(archive)
-    expected = _expected_shapes(_check_metadata(metadata))
-    _check_names((name for name in archive.files if name != METADATA_KEY), expected)
-    params = {name: _read_member(archive, name, shape, metadata["dtype"])
+def _check_declared_memory(sizes: list[int], dtype: str) -> None:
+    """Refuse, before reading any array, layer sizes whose arrays this machine cannot hold."""
+    values = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+    shown = "-".join(map(str, sizes))
+    try:
+        check_memory(values * np.dtype(dtype).itemsize, f"its layer sizes {shown}",
+                     ModelFileError)
+    except ModelFileError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _read_archive(archive: zipfile.ZipFile) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    members = _members(archive)
+    metadata = _read_metadata(archive, members)
+    sizes = _check_metadata(metadata)
+    expected = _expected_shapes(sizes)
+    _check_names((name for name in members if name != METADATA_KEY), expected)
+    _check_declared_memory(sizes, metadata["dtype"])
+    params = {name: _read_member(archive, members, name, shape, metadata["dtype"])
               for name, shape in expected.items()}
     return params, metadata
 
 
-def _check_signature(handle: BinaryIO, source: Path) -> None:
+def _open_archive(handle: BinaryIO, source: Path) -> zipfile.ZipFile:
     if os.fstat(handle.fileno()).st_size == 0:
         raise ModelFileError(f"model file {source} is empty")
     if handle.read(4) not in ZIP_SIGNATURES:
         raise ModelFileError(f"model file {source} is not an .npz archive (no zip signature)")
     handle.seek(0)
+    try:
+        return zipfile.ZipFile(handle)
+    except _ARCHIVE_ERRORS:
+        raise ModelFileError(f"model file {source} is corrupt or truncated: its zip archive's "
+                             f"table of contents cannot be read") from None
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
+# What reading a damaged zip archive can raise, from zipfile, zlib or the file underneath (a
+# forged offset makes a seek fail with EINVAL).
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                   RuntimeError, ValueError)
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The parameter arrays and metadata stored in the model file at ``path``.
 
-    The file is never unpickled, and is checked whole: format and version, layer sizes, dtype,
-    activation, the names, shapes and dtypes of the arrays, and finite values. Any problem
-    raises :class:`~nnscratch.errors.ModelFileError`, one sentence naming the file. The arrays
+    The file is never unpickled, and is checked whole: format and version, layer sizes (and
+    that this machine has the memory for the arrays they declare, before any is read), dtype,
+    activation, the names, shapes and dtypes of the arrays, the archive's checksums and finite
+    values. Any problem raises :class:`~nnscratch.errors.ModelFileError`, one sentence naming
+    the file; a folder, a FIFO or a device is refused before anything waits on it. The arrays
     returned are fresh, writable and C-contiguous.
     """
-    source = Path(path)
-    try:
-        with open(source, "rb") as handle:
-            _check_signature(handle, source)
-            with np.load(handle, allow_pickle=False) as archive:
+    source = _model_path(path, "read")
+    with open_regular(source, ModelFileError, "a model file") as handle:
+        with _open_archive(handle, source) as archive:
+            try:
                 return _read_archive(archive)
-    except ModelFileError:
-        raise
-    except _Invalid as problem:
-        raise ModelFileError(f"model file {source} cannot be loaded: {problem}") from None
-    except FileNotFoundError:
-        raise ModelFileError(f"model file {source} does not exist") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"model file {source} is a directory, not a file") from None
-    except PermissionError:
-        raise ModelFileError(f"model file {source} cannot be read: permission denied") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise ModelFileError(f"model file {source} is corrupt or truncated "
-                             f"({_one_line(exc)})") from exc
+            except _Invalid as problem:
+                raise ModelFileError(f"model file {source} cannot be loaded: "
+                                     f"{problem}") from None
