@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch import Callback, ConfigError, NNScratchError, RunFolderError, TrainingInterrupted
+from nnscratch import Callback, NNScratchError, RunFolderError, TrainingInterrupted
 from nnscratch import runs
 from nnscratch.errors import WriteError
 from nnscratch.report import build_report

@@ -10,7 +10,6 @@ checkpoint member declaring a huge array, and ``--hidden 99999999999``.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import shutil
@@ -137,5 +136,5 @@ def test_a_checkpoint_member_declaring_a_huge_array(tmp_path, clean_env):
 def test_a_network_too_large_for_the_machine_or_the_limit(tmp_path, clean_env, hidden):
     """Terabytes, or (2,000,000 hidden units: 6 GB of weights) more than the limit leaves."""
     proc = limited(["train", "--hidden", hidden, "--out", str(tmp_path / "run")], clean_env)
-    assert_user_error(proc, "hidden")
+    assert_user_error(proc, "layer sizes", "would need")
     assert not (tmp_path / "run").exists()
