@@ -685,3 +685,11 @@ def test_every_file_the_commands_write_is_written_whole(tmp_path, clean_env):
     expected |= {tmp_path / "m.npz", tmp_path / "t.npz", tmp_path / "p.csv"}
     assert expected <= renamed
     assert no_temporary_files(tmp_path) == []
+
+
+def test_an_evaluation_that_overflows_is_divergence_not_a_damaged_model():
+    """One full-batch step with a learning rate of 1e20 leaves weights whose outputs on the test
+    rows overflow: the run reports divergence (the model is fine as a file; its training blew)."""
+    with pytest.raises(nnscratch.TrainingDivergedError) as error:
+        nnscratch.train(DATA, batch_size=None, epochs=2, lr=1e20, hidden=(8,), progress=False)
+    assert "loss on held-out images became" in one_line(error.value)

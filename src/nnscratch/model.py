@@ -333,10 +333,12 @@ class MLP:
         inputs = self._inputs(x)
         return self.evaluate_arrays(inputs, self._labels(y, inputs.shape[0]))
 
-    def evaluate_arrays(self, x: Any, labels: Any) -> dict[str, float]:
-        """:meth:`evaluate` for backend arrays already prepared (floats, integer labels)."""
+    def evaluate_arrays(self, x: Any, labels: Any, widen: bool = True) -> dict[str, float]:
+        """:meth:`evaluate` for backend arrays already prepared (floats, integer labels).
+        ``widen=False`` returns a loss that overflows as it is (the training loop reports it
+        as divergence) instead of computing it again in float64."""
         scores = self._scores(x, labels)
-        if not math.isfinite(scores["loss"]):  # see _finite_logits
+        if widen and not math.isfinite(scores["loss"]):  # see _finite_logits
             wide = self._in_float64()
             scores = wide._scores(wide._widened_inputs(x), labels)
             if not math.isfinite(scores["loss"]):
