@@ -10,6 +10,7 @@ sets the cases per file (default 300).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ from nnscratch.errors import NNScratchError
 
 
 def _in_words(read: Callable[[Path], Any]) -> Callable[[Path], Any]:
-    """``read``, checking that each refusal is told in words: no exception class, errno or
-    bytes of the file in it."""
+    """``read``, checking that each refusal is told in words (no exception class, errno or
+    bytes of the file in it) and that no warning escapes (a command prints one line)."""
     def checked(path: Path) -> Any:
         try:
-            return read(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                return read(path)
         except NNScratchError as exc:
             assert not re.search(r"Errno|[A-Z][a-z]+Error\b|\\x|b'", str(exc)), str(exc)
             raise

@@ -11,6 +11,7 @@ import re
 import struct
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -581,3 +582,25 @@ def test_a_model_that_does_not_fit_on_the_disk(full_disk):
     assert os.listdir(full_disk) == []  # no temporary file left behind
     MLP((4,), seed=0).save(path)  # 13 kB: fits
     assert read_model_file(path)[1]["layer_sizes"] == [784, 4, 10]
+
+
+def _npy_with_header(header: str, data: bytes) -> bytes:
+    padded = header + " " * (-(len(header) + 11) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(padded)) + padded.encode() + data
+
+
+@pytest.mark.parametrize("header, loads", [
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (784L, 16L), }", True),  # Python 2's
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (784, 16), '\\g': 1}", False),
+], ids=["python-2", "stray-backslash"])
+def test_a_header_numpy_warns_about_is_read_without_a_warning(tmp_path, header, loads):
+    w1 = random_params(SIZES, "float32")["W1"]
+    path = _zip(tmp_path / "m.npz", _valid_members(**{"W1.npy": _npy_with_header(
+        header, w1.tobytes())}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        if loads:
+            assert np.array_equal(read_model_file(path)[0]["W1"], w1)
+        else:
+            with pytest.raises(ModelFileError, match="the header that gives its shape"):
+                read_model_file(path)
