@@ -81,8 +81,12 @@ def as_array(x: ArrayLike, what: str) -> np.ndarray:
     """``x`` as a NumPy array (not copied when it is one), or a DataError naming ``what``."""
     try:
         arr = np.asarray(x)
-    except (ValueError, TypeError) as exc:  # ragged nested lists, unconvertible objects
-        raise DataError(f"{what} must be a rectangular array of numbers ({exc})") from exc
+    except ValueError:  # ragged nested lists
+        raise DataError(f"{what} must be a rectangular array of numbers: its rows have "
+                        f"different lengths") from None
+    except TypeError:  # objects NumPy cannot make an array of
+        raise DataError(f"{what} must be a rectangular array of numbers; got "
+                        f"{type(x).__name__}") from None
     if arr.ndim == 0:
         raise DataError(f"{what} must be an array; got a single {type(x).__name__}")
     return arr
