@@ -31,6 +31,7 @@ import os
 import stat
 import tempfile
 import tokenize
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -232,7 +233,11 @@ def read_npy_header(member: BinaryIO) -> NpyHeader:
     if version not in _HEADER_READERS:
         raise NpyVersionError(version)
     try:
-        shape, fortran_order, dtype = _HEADER_READERS[version](member)
+        with warnings.catch_warnings():
+            # numpy warns about a header in Python 2's spelling, or with a stray backslash, on
+            # its way to reading it; what it reads is checked here, and a command prints one line.
+            warnings.simplefilter("ignore")
+            shape, fortran_order, dtype = _HEADER_READERS[version](member)
     except (SyntaxError, TypeError, KeyError, AttributeError, OverflowError, RecursionError,
             MemoryError, tokenize.TokenError) as exc:
         # numpy parses the header as a Python literal; garbage there fails in many ways.

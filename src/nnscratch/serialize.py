@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -303,11 +302,7 @@ def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
 
 def _npy_header(member: BinaryIO, name: str, if_objects: str) -> NpyHeader:
     try:
-        with warnings.catch_warnings():
-            # numpy warns about a header in Python 2's spelling, or with a stray backslash, on
-            # its way to reading it; what it reads is checked, and a command prints one line.
-            warnings.simplefilter("ignore")
-            return read_npy_header(member)
+        return read_npy_header(member)  # which keeps numpy's warnings about headers quiet
     except NpyVersionError as exc:
         raise _Invalid(f"its array {name} uses .npy format version {exc.version}, "
                        f"which nnscratch does not read") from None
