@@ -415,6 +415,7 @@ def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     with open_regular(path, DataError, "an .npz file") as raw:
         try:
             archive = zipfile.ZipFile(raw)
+            _check_member_headers(archive)
         except (ValueError, *_ZIP_ERRORS) as exc:  # ValueError: a field zipfile cannot parse
             raise DataError(_zip_problem(path, exc)) from None
         with archive:
@@ -427,6 +428,16 @@ def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
 # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
                OSError)
+
+
+def _check_member_headers(archive: zipfile.ZipFile) -> None:
+    """Open every member once: zipfile then compares the name in its local header with the
+    central directory's. A zip archive stores each name twice and no checksum covers either, so
+    this is what tells a corrupt name (an ``x_test`` become ``\\x00_test``, and the test set
+    silently missing) from a real one. It reads headers only, no data."""
+    for info in archive.infolist():
+        with archive.open(info):
+            pass
 
 
 def _zip_problem(path: Path, exc: BaseException) -> str:
