@@ -27,6 +27,9 @@ from nnscratch.data.tables import read_npz_table, read_table
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
+# A warning escaping a reader is a line more on the command line's stderr: here it fails the read.
+pytestmark = pytest.mark.filterwarnings("error")
+
 
 # --- small originals -----------------------------------------------------------------------------
 

@@ -178,6 +178,27 @@ def npz_with_a_newline_in_a_name(path: Path) -> None:
                              member.getvalue())
 
 
+def npz_with_a_name_changed_in_its_directory(path: Path) -> None:
+    """x_test renamed in the central directory only (no checksum covers a name): read as it
+    is, the archive would silently lack its test set."""
+    write_npz(path, **npz_arrays())
+    data = bytearray(path.read_bytes())
+    at = data.find(b"x_test.npy", data.find(b"PK\x01\x02"))
+    data[at] = 0
+    path.write_bytes(bytes(data))
+
+
+def npz_with_directory_entries_swallowed(path: Path) -> None:
+    """y_train's directory entry given a comment as long as the two entries after it, so that
+    they read as its comment: the archive would silently lack x_test and y_test."""
+    write_npz(path, **npz_arrays())
+    data = bytearray(path.read_bytes())
+    entry = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)  # y_train's
+    swallowed = data.find(b"PK\x05\x06") - data.find(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<H", data, entry + 32, swallowed)
+    path.write_bytes(bytes(data))
+
+
 def truncated_npz(path: Path) -> None:
     write_npz(path, **npz_arrays())
     path.write_bytes(path.read_bytes()[:3000])
@@ -283,6 +304,12 @@ CASES = {
     "npz label 10": file_case("mnist.npz", npz_with(y_test=np.array([1, 10, 2])), "label 10"),
     "npz member named with a newline": file_case("mnist.npz", npz_with_a_newline_in_a_name,
                                                  "no y_train array", "'\\n_train'"),
+    "npz name changed in the directory": file_case(
+        "mnist.npz", npz_with_a_name_changed_in_its_directory, "not a valid .npz archive",
+        "'\\x00_test.npy' and header b'x_test.npy' differ"),
+    "npz directory entries swallowed": file_case(
+        "mnist.npz", npz_with_directory_entries_swallowed, "not a valid .npz archive",
+        "its directory holds 2 members but its end record counts 4"),
     "npz truncated archive": file_case("mnist.npz", truncated_npz, "not a valid .npz"),
     "npz 2**31 images declared": file_case("mnist.npz", npz_with_huge_header, "truncated",
                                            "(2147483648, 784)"),

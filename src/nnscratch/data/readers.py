@@ -48,6 +48,7 @@ __all__ = [
     "is_gzip",
     "require_one_label_each",
     "member_names",
+    "quiet_npy_header",
 ]
 
 
@@ -415,6 +416,8 @@ def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     with open_regular(path, DataError, "an .npz file") as raw:
         try:
             archive = zipfile.ZipFile(raw)
+            _check_member_count(archive, raw)
+            _check_member_headers(archive)
         except (ValueError, *_ZIP_ERRORS) as exc:  # ValueError: a field zipfile cannot parse
             raise DataError(_zip_problem(path, exc)) from None
         with archive:
@@ -427,6 +430,35 @@ def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
 # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
                OSError)
+
+
+def _check_member_count(archive: zipfile.ZipFile, raw: BinaryIO) -> None:
+    """Compare the members zipfile found in the central directory with the count in the
+    archive's end record. zipfile does not: a corrupt length field in one directory entry can
+    swallow the entries after it, and the archive would silently lack those members."""
+    end = os.fstat(raw.fileno()).st_size - _END_RECORD_BYTES - len(archive.comment)
+    raw.seek(max(end, 0))
+    record = raw.read(_END_RECORD_BYTES)
+    if record[:4] != b"PK\x05\x06":
+        return  # not where zipfile found it (a Zip64 archive...): its own parse stands
+    total = struct.unpack_from("<H", record, 10)[0]
+    found = len(archive.infolist())
+    if total != 0xFFFF and total != found % 0x10000:  # 0xFFFF: the count is in a Zip64 record
+        raise zipfile.BadZipFile(f"its directory holds {found} members but its end record "
+                                 f"counts {total}")
+
+
+_END_RECORD_BYTES = 22  # without the archive comment that may follow it
+
+
+def _check_member_headers(archive: zipfile.ZipFile) -> None:
+    """Open every member once: zipfile then compares the name in its local header with the
+    central directory's. A zip archive stores each name twice and no checksum covers either, so
+    this is what tells a corrupt name (an ``x_test`` become ``\\x00_test``, and the test set
+    silently missing) from a real one. It reads headers only, no data."""
+    for info in archive.infolist():
+        with archive.open(info):
+            pass
 
 
 def _zip_problem(path: Path, exc: BaseException) -> str:
@@ -493,9 +525,17 @@ def _check_npy_size(path: Path, key: str, shape: tuple[int, ...], size: int, got
                         f"({size:,} bytes) but {'only ' * (got < size)}{got:,} bytes follow")
 
 
+def quiet_npy_header(member: BinaryIO) -> NpyHeader:
+    """:func:`read_npy_header` without numpy's warning about a header written by Python 2
+    (which the command line would print as two lines more)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return read_npy_header(member)
+
+
 def _npy_header(member: BinaryIO, path: Path, key: str) -> NpyHeader:
     try:
-        return read_npy_header(member)
+        return quiet_npy_header(member)
     except ObjectArrayError:
         raise DataError(f"{path} contains a pickled object array ({key}), which nnscratch never "
                         "loads") from None

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .._fileio import CHUNK_BYTES, check_memory
-from .readers import GZIP_MAGIC, data_path, member_names, open_data, open_zip, read_npy
+from .readers import (GZIP_MAGIC, data_path, member_names, open_data, open_zip,
+                      quiet_npy_header, read_npy)
 from .split import stratified_indices
 
 __all__ = [
@@ -639,11 +640,11 @@ _NPZ_TABLE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def looks_like_npz_table(path: str | os.PathLike) -> bool:
     """Whether the ``.npz`` at ``path`` holds a table (``x_train`` of any numeric features)
     rather than MNIST (integer images of 784 pixels or 28x28), from ``x_train``'s header."""
-    from .._fileio import ObjectArrayError, read_npy_header
+    from .._fileio import ObjectArrayError
 
     try:
         with open_zip(data_path(path)) as archive, archive.open("x_train.npy") as member:
-            shape, _, dtype = read_npy_header(member)
+            shape, _, dtype = quiet_npy_header(member)
     except ObjectArrayError:
         return True  # refused as a table, in those words
     except (DataError, KeyError, ValueError):
