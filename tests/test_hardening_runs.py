@@ -693,3 +693,36 @@ def test_an_evaluation_that_overflows_is_divergence_not_a_damaged_model():
     with pytest.raises(nnscratch.TrainingDivergedError) as error:
         nnscratch.train(DATA, batch_size=None, epochs=2, lr=1e20, hidden=(8,), progress=False)
     assert "loss on held-out images became" in one_line(error.value)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["train", "--epochs", "1", "--data", "{secret}/mnist", "--out", "/tmp/never-written.npz"],
+     ["{secret}/mnist",
+                                                             "cannot be read", "permission denied"]),
+    (["data", "--data", "{secret}/mnist"], ["{secret}/mnist", "permission denied"]),
+])
+def test_a_folder_that_may_not_be_entered_is_one_sentence(locked, args, words):
+    secret = locked / "secret"
+    shutil.copytree(Path(nnscratch.__file__).parent / "sample", secret / "mnist")
+    secret.chmod(0o700)
+    env = {**os.environ, "HOME": str(locked), "NNSCRATCH_CACHE": str(locked / "cache")}
+    proc = as_another_user([a.format(secret=secret) for a in args], env, cwd=locked)
+    assert_user_error(proc, *[w.format(secret=secret) for w in words])
+
+
+def test_a_user_cache_that_may_not_be_entered_is_passed_over_saying_why(locked):
+    import tempfile
+
+    cache = locked / "secret-cache"
+    shutil.copytree(Path(nnscratch.__file__).parent / "sample", cache / "mnist")
+    cache.chmod(0o700)
+    home = tempfile.mkdtemp(prefix="nnscratch-home-")
+    os.chmod(home, 0o777)
+    env = {**os.environ, "HOME": home, "NNSCRATCH_CACHE": str(cache)}
+    env.pop("NNSCRATCH_DATA", None)
+    try:
+        proc = as_another_user(["data"], env, cwd=locked)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"the user cache {cache / 'mnist'} cannot be read: permission denied" in proc.stdout

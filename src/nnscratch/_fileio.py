@@ -43,6 +43,7 @@ from .errors import NNScratchError, WriteError
 __all__ = [
     "CHUNK_BYTES",
     "write_error",
+    "os_reason",
     "make_folder",
     "open_regular",
     "memory_budget",
@@ -95,12 +96,16 @@ _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
                            errno.ENOLCK, errno.ETXTBSY})
 
 
-def _reason(exc: OSError) -> str:
-    reasons = {errno.ENOENT: "a folder on the way does not exist",
-               errno.ENOTDIR: "a file is in the way of a folder on the way",
-               errno.EEXIST: "a file is in the way",
-               errno.EISDIR: "it is a folder"}
-    return reasons.get(exc.errno) or (exc.strerror or str(exc)).rstrip(".").lower()
+def os_reason(exc: OSError) -> str:
+    """The system's reason for ``exc`` in a few lower-case words (``permission denied``)."""
+    return " ".join((exc.strerror or str(exc)).rstrip(".").lower().split())
+
+
+# What an error means when it is met creating a file (or a folder) at a path.
+_WRITE_REASONS = {errno.ENOENT: "a folder on the way does not exist",
+                  errno.ENOTDIR: "a file is in the way of a folder on the way",
+                  errno.EEXIST: "a file is in the way",
+                  errno.EISDIR: "it is a folder"}
 
 
 def write_error(path: str | os.PathLike, exc: OSError, what: str = "") -> WriteError:
@@ -109,7 +114,8 @@ def write_error(path: str | os.PathLike, exc: OSError, what: str = "") -> WriteE
     if isinstance(exc, WriteError):
         return exc
     name = f"{what} {path}" if what else str(path)
-    return WriteError(f"cannot write {name}: {_reason(exc)}")
+    reason = _WRITE_REASONS.get(exc.errno) or os_reason(exc)  # type: ignore[arg-type]
+    return WriteError(f"cannot write {name}: {reason}")
 
 
 def make_folder(path: str | os.PathLike, what: str = "the folder") -> Path:
@@ -276,7 +282,7 @@ def open_regular(path: str | os.PathLike, error: type[NNScratchError],
     except IsADirectoryError:
         raise error(f"{path} is a folder, not {what}") from None
     except OSError as exc:
-        raise error(f"{path} cannot be opened: {_reason(exc)}") from None
+        raise error(f"{path} cannot be opened: {os_reason(exc)}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._fileio import os_reason
 from ._signals import signal_name, terminate_as_interrupt
 from ._version import __version__
 from .data.datasets import DEFAULT_DATASET, dataset_names
@@ -116,18 +117,27 @@ def _table_data(args: argparse.Namespace) -> Any:
         if value is not None and args.data is None:
             raise NNScratchError(f"{option} needs --data naming a CSV table")
     path = None if args.data is None else Path(args.data)
-    if path is not None and path.is_file() and looks_like_npz_table(path):
+    if path is not None and _is_file(path) and looks_like_npz_table(path):
         if args.label_column is not None or args.test_data is not None:
             raise NNScratchError(f"{path} is an .npz table: its labels are y_train (and "
                                  "y_test), so --label-column and --test-data do not apply")
         return read_table_data(path)
-    if path is None or not path.is_file() or (args.label_column is None
+    if path is None or not _is_file(path) or (args.label_column is None
                                               and not looks_like_table(path)):
         if args.test_data is not None:
             raise NNScratchError(f"--test-data goes with a CSV table as --data; {args.data} "
                                  f"is not one (give --label-column if it is)")
         return None
     return read_table_data(path, args.label_column, args.test_data)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False when it cannot be looked at (the reader that comes
+    next says why)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _resumed_table(args: argparse.Namespace) -> Any:
@@ -630,6 +640,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = exc.spelled(_flag) if isinstance(exc, SettingsError) else str(exc)
         print(f"nnscratch {args.command}: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # one the code did not expect: still the system's reason, in one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"nnscratch {args.command}: error: {where}{os_reason(exc)}", file=sys.stderr)
+        return 2
     except MemoryError:
         print(f"nnscratch {args.command}: error: out of memory (this machine, or the limit "
               f"set for this process, has too little for what was asked)", file=sys.stderr)

@@ -211,12 +211,25 @@ def training_data(data: Any, scaling: str = "auto") -> MnistData:
         return _prepared(data, scaling)
     if isinstance(data, tuple) and len(data) == 4:
         # Sizes from the data: the classes of the labels here, the inputs' width in _prepared.
-        x_train, x_test = as_array(data[0], "images"), as_array(data[2], "images")
+        x_train, x_test = as_array(data[0], "x_train"), as_array(data[2], "x_test")
+        _check_inputs(x_train, x_test)
         classes, y_train, y_test = _class_numbers(data[1], len(x_train), data[3], len(x_test))
         return _prepared(MnistData(x_train, y_train, x_test, y_test, "arrays given to train()",
                                    False, classes=classes), scaling)
     raise ConfigError("data must be a folder path, an MnistData, a Table, or a tuple "
                       f"(x_train, y_train, x_test, y_test); got {type(data).__name__}")
+
+
+def _check_inputs(x_train: np.ndarray, x_test: np.ndarray) -> None:
+    """The inputs of a tuple given to train(): numbers, rows of one width in both sets."""
+    for name, x in (("x_train", x_train), ("x_test", x_test)):
+        if x.dtype.kind not in "buif" or x.ndim < 2:
+            raise DataError(f"{name} must be rows of numbers (an array of shape (n, d), or "
+                            f"(n, h, w) for images); got {x.dtype} of shape {x.shape}")
+    widths = [math.prod(x.shape[1:]) for x in (x_train, x_test)]
+    if widths[0] != widths[1]:
+        raise DataError(f"x_test has rows of {widths[1]} values but x_train of {widths[0]}; "
+                        f"both need the same inputs")
 
 
 def _uses_pixels(x: Any, scaling: str) -> bool:

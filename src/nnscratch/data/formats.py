@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .._fileio import ZIP_SIGNATURES
+from .._fileio import ZIP_SIGNATURES, os_reason
 from ..errors import DataError
 from .readers import (GZIP_MAGIC, IDX_MAGICS, read_csv, read_head, read_idx_images,
                       read_idx_labels, read_npz, require_one_label_each)
@@ -136,11 +136,14 @@ def _match_file(path: Path) -> Match:
 def require_data(location: Path, owner: str) -> Match:
     """The complete match at ``location`` (a folder or a file); ``owner`` says whose path it is
     in the error otherwise."""
-    if not location.exists():
-        raise DataError(f"{owner} path {location} does not exist")
-    if not location.is_dir():  # a FIFO or a device too: its reader refuses it in words
-        return _match_file(location)
-    match = match_folder(location)
+    try:
+        if not location.exists():
+            raise DataError(f"{owner} path {location} does not exist")
+        if not location.is_dir():  # a FIFO or a device too: its reader refuses it in words
+            return _match_file(location)
+        match = match_folder(location)
+    except OSError as exc:  # a folder on the way that may not be entered, say
+        raise DataError(f"{owner} path {location} cannot be read: {os_reason(exc)}") from None
     if match.missing:
         raise DataError(f"{owner} folder {location} is missing {_describe_missing(match)}")
     return match

@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._fileio import os_reason
 from ..errors import ConfigError, DataError
 from .cache import dataset_cache_dir
 from .datasets import DEFAULT_DATASET, Dataset, get_dataset
@@ -305,7 +306,10 @@ def _from_env(dataset: Dataset, _download: str | None) -> DataSource | _Skip:
 def _from_cache(dataset: Dataset, _download: str | None) -> DataSource | _Skip:
     # A partial cache (an interrupted copy, say) is skipped silently: nobody asked for it.
     folder = dataset_cache_dir(dataset.name)
-    match = match_folder(folder) if folder.is_dir() else None
+    try:
+        match = match_folder(folder) if folder.is_dir() else None
+    except OSError as exc:  # a cache folder that may not be entered
+        return _Skip(f"the user cache {folder} cannot be read: {os_reason(exc)}", notable=True)
     if match is None or match.missing:
         return _Skip(f"{folder} holds no complete {dataset.title}")
     if not has_record(folder):  # filled by hand, not by nnscratch: nothing to verify against
