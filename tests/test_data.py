@@ -460,7 +460,7 @@ def _wrong_type_calls():
     return {
         "read_idx_images(3)": (lambda: read_idx_images(3), "must be a file path"),
         "read_idx_labels(None)": (lambda: read_idx_labels(None), "must be a file path"),
-        "read_csv(b'x.csv')": (lambda: read_csv(b"x.csv"), "must be a file path"),
+        "read_csv(b'x.csv')": (lambda: read_csv(b"x.csv"), "x.csv does not exist"),  # bytes name a file too
         "read_npz([path])": (lambda: read_npz(["mnist.npz"]), "must be a file path"),
         "read_table(2.5)": (lambda: read_table(2.5), "must be a file path"),
         "read_table(label_column=3)": (lambda: read_table("t.csv", label_column=3),

@@ -95,7 +95,7 @@ def test_a_picture_too_small_is_told_in_width_x_height(tmp_path):
 
 @pytest.mark.parametrize("path", [5, None, 2.5])
 def test_an_image_named_by_something_else_than_a_path(path):
-    with pytest.raises(DataError, match="must be named by a path"):
+    with pytest.raises(DataError, match="must be a file path"):
         read_digit(path)
 
 

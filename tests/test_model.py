@@ -167,8 +167,8 @@ def test_model_file_is_a_plain_npz(tmp_path):
 _SMALL = MLP((8,), n_inputs=4, n_classes=3, seed=0)
 
 WRONG_CALLS = {
-    "load_model(5)": (lambda tmp: load_model(5), ModelFileError, "must be named by a path"),
-    "load_model(None)": (lambda tmp: load_model(None), ModelFileError, "got NoneType"),
+    "load_model(5)": (lambda tmp: load_model(5), ModelFileError, "must be a file path"),
+    "load_model(None)": (lambda tmp: load_model(None), ModelFileError, "not NoneType"),
     "load_model(folder)": (lambda tmp: load_model(tmp), ModelFileError, "is a folder"),
     "MLP(hidden='x')": (lambda tmp: MLP(hidden="x"), ConfigError, "hidden"),
     "MLP(hidden=5)": (lambda tmp: MLP(hidden=5), ConfigError, "hidden"),
@@ -193,7 +193,7 @@ WRONG_CALLS = {
     "evaluate(labels float)": (lambda tmp: _SMALL.evaluate(np.zeros((3, 4)), [0.0, 1.0, 2.0]),
                                DataError, "labels"),
     "save(folder)": (lambda tmp: _SMALL.save(tmp), ModelFileError, "is a folder"),
-    "save(5)": (lambda tmp: _SMALL.save(5), ModelFileError, "must be named by a path"),
+    "save(5)": (lambda tmp: _SMALL.save(5), ModelFileError, "must be a file path"),
     "from_params(5)": (lambda tmp: MLP.from_params(5), ConfigError, "mapping"),
     "from_params({})": (lambda tmp: MLP.from_params({}), ConfigError, "W1"),
     "from_params(no b2)": (lambda tmp: MLP.from_params({k: v for k, v in _SMALL.params().items()

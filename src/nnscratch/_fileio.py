@@ -46,6 +46,7 @@ __all__ = [
     "os_reason",
     "make_folder",
     "open_regular",
+    "as_path",
     "memory_budget",
     "check_memory",
     "human_bytes",
@@ -257,6 +258,17 @@ def read_npy_header(member: BinaryIO) -> NpyHeader:
 
 
 # --- reading only what can be read -----------------------------------------------------------
+
+
+def as_path(path: Any, error: type[NNScratchError], what: str) -> Path:
+    """``path`` (a ``str``, ``bytes`` or ``os.PathLike``) as a Path; anything else (a number,
+    None, a list) is ``error`` naming ``what`` ("the model file to load"), rather than a
+    TypeError from deep inside."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        name = os.fspath(path)
+        return Path(os.fsdecode(name) if isinstance(name, bytes) else name)
+    raise error(f"{what} must be a file path (a str or os.PathLike), not "
+                f"{type(path).__name__} {path!r:.40}")
 
 
 def _kind(mode: int) -> str:

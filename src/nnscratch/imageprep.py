@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._fileio import open_regular
+from ._fileio import as_path, open_regular
 from .errors import DataError, NNScratchError
 
 __all__ = ["read_digit", "prepare_digit", "read_grayscale", "gray_levels", "save_digit",
@@ -114,12 +114,7 @@ _DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyE
 
 
 def _image_path(path: Any) -> Path:
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise DataError(f"an image to read must be named by a path (a str or a pathlib.Path); "
-                        f"got {type(path).__name__} {path!r:.40}")
-    return Path(path)
+    return as_path(path, DataError, "an image to read")
 
 
 # Modes of more than 8 bits a pixel: 16-bit gray, 32-bit integers, 32-bit floats.

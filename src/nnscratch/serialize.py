@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._fileio import (CHUNK_BYTES, ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError,
+from ._fileio import (CHUNK_BYTES, as_path, ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError,
                       atomic_file, check_memory, json_text, open_regular, read_npy_header)
 from ._version import __version__
 from .errors import ModelFileError, WriteError
@@ -254,12 +254,7 @@ def write_model_file(path: str | os.PathLike, params: Mapping[str, np.ndarray],
 
 def _model_path(path: Any, doing: str) -> Path:
     """``path`` as a Path, or a ModelFileError when it is not a file name at all."""
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise ModelFileError(f"the model file to {doing} must be named by a path (a str or a "
-                             f"pathlib.Path); got {type(path).__name__} {path!r:.40}")
-    return Path(path)
+    return as_path(path, ModelFileError, f"the model file to {doing}")
 
 
 def _damage(what: str, exc: BaseException) -> _Invalid:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import runs
+from ._fileio import as_path
 from ._signals import StopRequest, signal_name, stop_requests
 from .backend import Backend
 from .checkpoint import array_specs, check_checkpoint
@@ -177,9 +178,8 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
 
 def _check_paths(**paths: Any) -> None:
     for name, value in paths.items():
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise ConfigError(f"{name} must be a path (a str or os.PathLike); got "
-                              f"{type(value).__name__}")
+        if value is not None:
+            as_path(value, ConfigError, name)
 
 
 def _signature_with_settings() -> inspect.Signature:

@@ -30,7 +30,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Tex
 
 import numpy as np
 
-from .._fileio import (CHUNK_BYTES, NpyHeader, ObjectArrayError, check_memory,
+from .._fileio import (CHUNK_BYTES, as_path, NpyHeader, ObjectArrayError, check_memory,
                        open_regular, read_npy_header)
 from ..errors import ConfigError, DataError
 from ..inputs import IMAGE_SIDE, PIXELS, first_bad_label, first_bad_pixel
@@ -48,7 +48,6 @@ __all__ = [
     "is_gzip",
     "require_one_label_each",
     "member_names",
-    "quiet_npy_header",
 ]
 
 
@@ -56,16 +55,9 @@ __all__ = [
 
 
 def data_path(path: Any, what: str = "the data path") -> Path:
-    """``path`` (a ``str`` or ``os.PathLike``) as a Path; anything else (a number, bytes, None)
-    is a ConfigError naming ``what``, rather than a TypeError from deep inside."""
-    if isinstance(path, (str, os.PathLike)):
-        name = os.fspath(path)
-        if isinstance(name, str):
-            return Path(name)
-    shown = repr(path)
-    shown = shown if len(shown) <= 40 else shown[:40] + "..."
-    raise ConfigError(f"{what} must be a file path (a str or os.PathLike), not "
-                      f"{type(path).__name__} {shown}")
+    """``path`` (a ``str``, ``bytes`` or ``os.PathLike``) as a Path; anything else (a number,
+    None) is a ConfigError naming ``what``, rather than a TypeError from deep inside."""
+    return as_path(path, ConfigError, what)
 
 
 @contextlib.contextmanager
@@ -525,17 +517,9 @@ def _check_npy_size(path: Path, key: str, shape: tuple[int, ...], size: int, got
                         f"({size:,} bytes) but {'only ' * (got < size)}{got:,} bytes follow")
 
 
-def quiet_npy_header(member: BinaryIO) -> NpyHeader:
-    """:func:`read_npy_header` without numpy's warning about a header written by Python 2
-    (which the command line would print as two lines more)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return read_npy_header(member)
-
-
 def _npy_header(member: BinaryIO, path: Path, key: str) -> NpyHeader:
     try:
-        return quiet_npy_header(member)
+        return read_npy_header(member)
     except ObjectArrayError:
         raise DataError(f"{path} contains a pickled object array ({key}), which nnscratch never "
                         "loads") from None

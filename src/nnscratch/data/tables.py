@@ -28,9 +28,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .._fileio import CHUNK_BYTES, check_memory
+from .._fileio import CHUNK_BYTES, check_memory, read_npy_header
 from .readers import (GZIP_MAGIC, data_path, member_names, open_data, open_zip,
-                      quiet_npy_header, read_npy)
+                      read_npy)
 from .split import stratified_indices
 
 __all__ = [
@@ -644,7 +644,7 @@ def looks_like_npz_table(path: str | os.PathLike) -> bool:
 
     try:
         with open_zip(data_path(path)) as archive, archive.open("x_train.npy") as member:
-            shape, _, dtype = quiet_npy_header(member)
+            shape, _, dtype = read_npy_header(member)
     except ObjectArrayError:
         return True  # refused as a table, in those words
     except (DataError, KeyError, ValueError):
