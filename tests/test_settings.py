@@ -120,9 +120,10 @@ def test_resume_refuses_a_given_setting_even_when_it_is_the_default(tmp_path, sa
 
 
 def test_the_old_module_path_still_imports():
-    from nnscratch.train import Callback, Trainer, TrainingInterrupted  # noqa: F401
+    from nnscratch.train import Callback, Trainer, TrainingInterrupted
 
     assert callable(nnscratch.train) and Trainer is nnscratch.Trainer
+    assert Callback is nnscratch.Callback and TrainingInterrupted is nnscratch.TrainingInterrupted
 
 
 # --- files written before TrainSettings ---------------------------------------------------------

@@ -51,10 +51,10 @@ class Report:
 def plotting_available() -> bool:
     """Whether matplotlib can be imported, so that reports get their figures."""
     try:
-        import matplotlib  # noqa: F401  (importing it is the check)
+        import matplotlib
     except ImportError:
         return False
-    return True
+    return bool(matplotlib.__version__)  # importing it is the check
 
 
 def build_report(run: str | os.PathLike) -> Report:
