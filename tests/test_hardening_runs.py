@@ -571,39 +571,45 @@ def test_wrong_argument_types_are_the_projects_errors(call):
 
 # --- permission denied, as a user who may not write there ------------------------------------
 
+#: The user the permission tests run nnscratch as, when they run as root (who may write
+#: anywhere): root without the capabilities that bypass file permissions, so that a folder owned
+#: by ``nobody`` (65534) is one it may read but not write, while the virtual environment (root's,
+#: perhaps in a folder only root may enter) still runs.
+NOBODY = 65534
+WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
 def as_another_user(args, env, cwd):
-    """``nnscratch ARGS`` run by a user without write permission to folders owned by this one:
-    ``nobody`` (through setpriv) when the tests run as root, who may write anywhere."""
-    command = [sys.executable, "-m", "nnscratch", *args]
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: cannot drop the permission to write")
-        command = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *command]
-        probe = subprocess.run([*command[:6], sys.executable, "-c", "import nnscratch"],
-                               env=env, capture_output=True, text=True, cwd=cwd)
-        if probe.returncode:
-            pytest.skip(f"user nobody cannot import nnscratch here: {probe.stderr.strip()}")
+    """``nnscratch ARGS`` run by a user without write permission to the folders the tests give
+    to ``nobody`` (see :func:`give_away`)."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("no setpriv here: cannot drop the permission to write anywhere")
+    command = [*WITHOUT_OVERRIDE, sys.executable, "-m", "nnscratch", *args]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def give_away(*paths, mode=0o755):
+    """``paths`` owned by ``nobody``, with ``mode`` (the tests run as root)."""
+    for path in paths:
+        path.chmod(mode)
+        os.chown(path, NOBODY, NOBODY)
 
 
 @pytest.fixture
 def locked():
-    """A folder others may read but not write, holding a finished run (outside pytest's
-    temporary folders, which others may not enter)."""
+    """A folder we may read but not write, holding a finished run (outside pytest's temporary
+    folders, so that another user could enter it)."""
     import tempfile
 
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to give folders to another user (as CI runs)")
     folder = Path(tempfile.mkdtemp(prefix="nnscratch-locked-"))
     run_dir = nnscratch.train(DATA, out=folder / "run", **SETTINGS).run_dir
+    give_away(*run_dir.iterdir(), mode=0o644)
+    give_away(run_dir, folder)
+    yield folder
     for path in (folder, run_dir):
         path.chmod(0o755)
-    for path in run_dir.iterdir():
-        path.chmod(0o644)
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        run_dir.chmod(0o555)
-    yield folder
-    folder.chmod(0o755)
-    run_dir.chmod(0o755)
     shutil.rmtree(folder)
 
 
@@ -704,7 +710,7 @@ def test_an_evaluation_that_overflows_is_divergence_not_a_damaged_model():
 def test_a_folder_that_may_not_be_entered_is_one_sentence(locked, args, words):
     secret = locked / "secret"
     shutil.copytree(Path(nnscratch.__file__).parent / "sample", secret / "mnist")
-    secret.chmod(0o700)
+    give_away(secret, mode=0o700)
     env = {**os.environ, "HOME": str(locked), "NNSCRATCH_CACHE": str(locked / "cache")}
     proc = as_another_user([a.format(secret=secret) for a in args], env, cwd=locked)
     assert_user_error(proc, *[w.format(secret=secret) for w in words])
@@ -715,7 +721,7 @@ def test_a_user_cache_that_may_not_be_entered_is_passed_over_saying_why(locked):
 
     cache = locked / "secret-cache"
     shutil.copytree(Path(nnscratch.__file__).parent / "sample", cache / "mnist")
-    cache.chmod(0o700)
+    give_away(cache, mode=0o700)
     home = tempfile.mkdtemp(prefix="nnscratch-home-")
     os.chmod(home, 0o777)
     env = {**os.environ, "HOME": home, "NNSCRATCH_CACHE": str(cache)}
