@@ -406,3 +406,29 @@ def test_a_lone_carriage_return_names_its_line(tmp_path):
     with pytest.raises(DataError, match=r"line 3 holds a carriage return \(\\r\) that does not "
                                         "end the line"):
         read_table(path)
+
+
+def test_train_takes_a_csv_table_path_and_resumes_it_from_python(tmp_path):
+    """train("rows.csv") reads a table as --data does; train(resume=RUN) reads it again."""
+    import signal
+
+    import nnscratch
+    from test_hardening_runs import SignalAt
+
+    rng = np.random.default_rng(3)
+    lines = ["width,height,kind"] + [f"{w:.3f},{h:.3f},{'ab'[int(w > h)]}"
+                                     for w, h in rng.uniform(0, 1, (300, 2))]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(lines) + "\n")
+    settings = {"hidden": (8,), "epochs": 3, "batch_size": 32, "progress": False}
+    by_path = nnscratch.train(str(rows), out=tmp_path / "whole", **settings)
+    by_table = nnscratch.train(read_table(rows), **settings)
+    assert by_path.model.classes == ("a", "b")
+    for name, value in by_table.model.params().items():
+        np.testing.assert_array_equal(by_path.model.params()[name], value)
+    with pytest.raises(nnscratch.TrainingInterrupted):
+        nnscratch.train(str(rows), out=tmp_path / "cut", callback=SignalAt(2, 3, signal.SIGINT),
+                        **settings)
+    resumed = nnscratch.train(resume=tmp_path / "cut", progress=False)
+    for name, value in by_path.model.params().items():
+        np.testing.assert_array_equal(resumed.model.params()[name], value)

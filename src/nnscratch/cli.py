@@ -143,18 +143,14 @@ def _is_file(path: Path) -> bool:
 def _resumed_table(args: argparse.Namespace) -> Any:
     """The table a resumed run was trained on, read as it was (its label column and test
     table), from --data or the path it recorded; None for a run that was not on a table."""
-    from .data.tables import read_table_data
     from .runs import open_run_folder, read_config
+    from .training import recorded_data
 
     if args.label_column is not None or args.test_data is not None:
         raise NNScratchError("--label-column and --test-data cannot be used with --resume: a "
                              "resumed run reads its table as it did the first time")
     config = read_config(open_run_folder(args.resume))
-    table = config.get("table")
-    if not isinstance(table, dict):
-        return None
-    return read_table_data(args.data or config.get("data"), table.get("label_column"),
-                           table.get("test_data"))
+    return None if config.get("table") is None else recorded_data(config, args.data)
 
 
 def _train_target(args: argparse.Namespace) -> str | None:

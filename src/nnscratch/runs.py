@@ -252,7 +252,9 @@ _CONFIG_FIELDS: dict[str, tuple[Any, str]] = {
     "data_source": (lambda v: isinstance(v, str), "text"),
     "started": (lambda v: isinstance(v, str), "text"),
     "nnscratch_version": (lambda v: isinstance(v, str), "text"),
-    "table": (lambda v: isinstance(v, dict), "an object"),
+    "table": (lambda v: isinstance(v, dict) and all(
+        v.get(key) is None or isinstance(v.get(key), str) for key in ("label_column", "test_data")),
+              "an object of a label column and a test table's path"),
     "data_fingerprint": (lambda v: isinstance(v, dict) and all(_is_int(n) for n in v.values()),
                          "an object of counts and checksums"),
 }

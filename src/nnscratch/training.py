@@ -26,7 +26,7 @@ from .callbacks import Callback, EpochStats, history_as_dicts, make_callbacks
 from ._version import __version__
 from .data import MnistData, load_dataset, load_mnist
 from .data.tables import (Table, encode_labels, held_out_data, looks_like_npz_table,
-                          read_npz_table)
+                          looks_like_table, read_table_data)
 from .inputs import (apply_scaling, as_array, as_features, as_labels, as_pixels, class_count,
                      fit_scaling, pixel_width, scaled_features)
 from .errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
@@ -151,8 +151,8 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
         folder = runs.open_run_folder(resume)
         config = runs.read_config(folder)
         run_settings = _resumed_settings(settings, options, config, folder)
-        if data is None:  # the data set and the path the run recorded
-            data = load_dataset(config.get("dataset", "mnist"), config.get("data"))
+        if data is None:
+            data = recorded_data(config)
     else:
         run_settings = settings_from(settings, options)
     session = _Session(training_data(data, run_settings.scaling), run_settings, backend,
@@ -174,6 +174,17 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
         if out is not None and runs.is_model_path(out):
             result.save(out)
     return result
+
+
+def recorded_data(config: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """The data a run was trained on, read again as its config.json records it: from ``path``
+    when given, else the path recorded; a table with its label column and test table, else the
+    data set named there."""
+    table = config.get("table")
+    if table is None:
+        return load_dataset(config.get("dataset", "mnist"), path or config.get("data"))
+    return read_table_data(path or config.get("data"), table.get("label_column"),
+                           table.get("test_data"))
 
 
 def _check_paths(**paths: Any) -> None:
@@ -201,8 +212,9 @@ def training_data(data: Any, scaling: str = "auto") -> MnistData:
     :class:`~nnscratch.data.tables.Table` (a test set is held out of it), or a tuple
     ``(x_train, y_train, x_test, y_test)`` of host arrays; its inputs prepared as ``scaling``
     says (see :class:`~nnscratch.TrainSettings`)."""
-    if isinstance(data, (str, os.PathLike)) and looks_like_npz_table(data):
-        data = read_npz_table(data)
+    if isinstance(data, (str, os.PathLike)) and (looks_like_npz_table(data)
+                                                 or looks_like_table(data)):
+        data = read_table_data(data)  # a CSV table's labels: its label, class, target or y
     if data is None or isinstance(data, (str, os.PathLike)):
         data = load_mnist(data)
     if isinstance(data, Table):
