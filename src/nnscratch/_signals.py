@@ -7,6 +7,9 @@ nnscratch the same way, cleanly.
 - Elsewhere in the command line, :func:`terminate_as_interrupt` makes SIGTERM raise
   :class:`Terminated`, a KeyboardInterrupt, so the same clean-up runs as for Ctrl-C: every
   file being written is discarded whole (:func:`nnscratch._fileio.atomic_file`).
+- :func:`signals_deferred` holds either signal back while a C extension works that would
+  mangle the exception (matplotlib drawing a figure turns a KeyboardInterrupt raised inside it
+  into "ValueError: Invalid bounding box"), and delivers it afterwards.
 
 The exit code of a command stopped by a signal is 128 plus its number: 130 for SIGINT, 143 for
 SIGTERM. Handlers are installed only in the main thread (the only one Python delivers signals
@@ -22,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["Terminated", "StopRequest", "stop_requests", "terminate_as_interrupt",
-           "signal_name", "STOP_SIGNALS"]
+           "signals_deferred", "signal_name", "STOP_SIGNALS"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -89,3 +92,18 @@ def terminate_as_interrupt() -> Iterator[None]:
 
     with _handlers(interrupt, (signal.SIGTERM,)):
         yield
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM are only recorded; when it ends, the handlers
+    that were in place come back and the first signal recorded is delivered to them."""
+    arrived: list[int] = []
+
+    def record(signum: int, frame: Any) -> None:
+        arrived.append(signum)
+
+    with _handlers(record, STOP_SIGNALS):
+        yield
+    if arrived:
+        signal.raise_signal(arrived[0])

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import runs
 from ._fileio import atomic_file
+from ._signals import signals_deferred
 from .data.datasets import DATASETS, DEFAULT_DATASET
 from .errors import RunFolderError
 from .serialize import read_model_file
@@ -168,11 +169,14 @@ def _png(make: Callable[[Any], Any]) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(layout="constrained")
-    FigureCanvasAgg(figure)
-    make(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    # A signal inside matplotlib's drawing code would come out as its own ValueError: it waits
+    # until the figure is drawn.
+    with signals_deferred():
+        figure = Figure(layout="constrained")
+        FigureCanvasAgg(figure)
+        make(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
