@@ -11,7 +11,6 @@ import os
 import struct
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,8 @@ from nnscratch.data import (
     user_cache_dir,
 )
 from nnscratch.errors import DataError
+
+from bounded import traced_peak
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "src" / "nnscratch" / "sample"
@@ -372,13 +373,9 @@ def test_file_shorter_than_a_magic_number(tmp_path):
 @pytest.mark.parametrize("gz", [False, True])
 def test_huge_declared_count_fails_without_allocating(tmp_path, gz):
     path = images_file(tmp_path, idx_bytes(IMAGES_MAGIC, (2**31, 28, 28), bytes(84)), gz)
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         expect_data_error(lambda: read_idx_images(path), path.name, "truncated", "2,147,483,648")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * 2**20  # a real allocation for the header's count would be 1.6 TB
+    assert peak.bytes < 8 * 2**20  # a real allocation for the header's count would be 1.6 TB
 
 
 def test_label_out_of_range(tmp_path):

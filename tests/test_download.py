@@ -29,6 +29,7 @@ from nnscratch.data import find_mnist, load_mnist
 from nnscratch.data.datasets import Dataset, Pin
 from nnscratch.download import PINNED, download_mnist
 from nnscratch.errors import DataError, WriteError
+from bounded import within
 from serving import serving
 
 GZ_NAMES = [f"{name}.gz" for name in PINNED]
@@ -433,40 +434,22 @@ def hostile():
         yield server
 
 
-def finishing(call, seconds: float = 60):
-    """What ``call`` returns or raises, run in a daemon thread: a call still running after
-    ``seconds`` fails the test (a regression hangs nothing)."""
-    outcome: list = []
-
-    def target() -> None:
-        try:
-            outcome.append(("returned", call()))
-        except BaseException as exc:  # noqa: BLE001 (handed to the test)
-            outcome.append(("raised", exc))
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"the download was still running after {seconds} s")
-    return outcome[0]
-
-
 @pytest.mark.parametrize("kind", ["trickle", "slowstart"])
 def test_a_trickling_mirror_is_abandoned_at_the_deadline(kind, hostile, tmp_path, monkeypatch,
                                                          capsys):
     monkeypatch.setattr(download, "DEADLINE_SECONDS", 1.0)
-    how, fetched = finishing(lambda: download.download_dataset(
+    how, fetched = within(60, lambda: download.download_dataset(
         TINY, tmp_path / "a", mirrors=[hostile.url(kind), hostile.url("good")], timeout=5,
-        progress=True))
+        progress=True), "downloading")
     assert how == "returned", fetched
     assert {f.mirror for f in fetched} == {hostile.url("good")}
     notes = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
     assert len(notes) == 2, notes  # one line per file, saying why that mirror was left
     assert all(f"from {hostile.url(kind)} failed: it had sent" in note and "after 1 s, the "
                "deadline for one file, so it was abandoned" in note for note in notes), notes
-    how, error = finishing(lambda: download.download_dataset(
-        TINY, tmp_path / "b", mirrors=[hostile.url(kind)], timeout=5, progress=False))
+    how, error = within(60, lambda: download.download_dataset(
+        TINY, tmp_path / "b", mirrors=[hostile.url(kind)], timeout=5, progress=False),
+        "downloading")
     assert how == "raised" and isinstance(error, DataError), error
     assert "\n" not in str(error) and "abandoned" in str(error)
     assert sorted(path.name for path in (tmp_path / "b").iterdir()) == []

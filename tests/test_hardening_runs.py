@@ -189,8 +189,8 @@ def test_out_where_a_file_or_folder_is_in_the_way(tmp_path, clean_env, out, word
     (tmp_path / "afolder.npz").mkdir()
     proc = run(["train", "--epochs", "1", "--out", out], clean_env, cwd=tmp_path)
     assert_user_error(proc, *words)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "afolder.npz",
-                                                          "empty-cache"][:2 + (tmp_path / "empty-cache").exists()]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "empty-cache")
+    assert left == ["afile", "afolder.npz"]
 
 
 @pytest.mark.parametrize("name", [runs.CONFIG, runs.METRICS, runs.PREDICTIONS, runs.MODEL])
@@ -403,7 +403,8 @@ def test_sigterm_stops_train_like_ctrl_c(tmp_path):
 
 def test_a_signal_while_the_results_are_written_lets_them_finish(tmp_path):
     result = nnscratch.train(DATA, out=tmp_path / "run", callback=SignalAt(None, 0), **SETTINGS)
-    assert (result.run_dir / runs.MODEL).exists() and not (result.run_dir / runs.CHECKPOINT).exists()
+    assert (result.run_dir / runs.MODEL).exists()
+    assert not (result.run_dir / runs.CHECKPOINT).exists()
     check_whole(result.run_dir)
 
 
@@ -703,8 +704,7 @@ def test_an_evaluation_that_overflows_is_divergence_not_a_damaged_model():
 
 @pytest.mark.parametrize("args,words", [
     (["train", "--epochs", "1", "--data", "{secret}/mnist", "--out", "/tmp/never-written.npz"],
-     ["{secret}/mnist",
-                                                             "cannot be read", "permission denied"]),
+     ["{secret}/mnist", "cannot be read", "permission denied"]),
     (["data", "--data", "{secret}/mnist"], ["{secret}/mnist", "permission denied"]),
 ])
 def test_a_folder_that_may_not_be_entered_is_one_sentence(locked, args, words):

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import nnscratch
 from nnscratch import runs
 
 from test_cli import assert_user_error
+from test_malformed import gzip_of_zeros_declaring
 
 resource = pytest.importorskip("resource")  # not on Windows
 
@@ -59,15 +59,6 @@ def rewrite_zip(path: Path, members: dict[str, bytes]) -> None:
             archive.writestr(name, payload)
 
 
-def gzip_of_zeros(header: bytes, size: int) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip stream
-    chunks = [compressor.compress(header)]
-    zeros = bytes(1 << 20)
-    for _ in range(size >> 20):
-        chunks.append(compressor.compress(zeros))
-    return b"".join(chunks) + compressor.flush()
-
-
 def test_the_limit_leaves_room_for_an_ordinary_run(tmp_path, clean_env):
     proc = limited(["train", "--epochs", "1", "--hidden", "32", "--out",
                     str(tmp_path / "m.npz")], clean_env)
@@ -77,9 +68,8 @@ def test_the_limit_leaves_room_for_an_ordinary_run(tmp_path, clean_env):
 def test_an_idx_file_declaring_four_billion_images(tmp_path, clean_env):
     folder = tmp_path / "bomb"
     shutil.copytree(SAMPLE, folder)
-    header = (0x803).to_bytes(4, "big") + (4_000_000_000).to_bytes(4, "big") + \
-        (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
-    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip_of_zeros(header, 64 << 20))
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(
+        gzip_of_zeros_declaring(4_000_000_000, 64 << 20))
     proc = limited(["train", "--epochs", "1", "--data", str(folder)], clean_env, cwd=tmp_path)
     assert_user_error(proc, "train-images-idx3-ubyte.gz")
     assert not (tmp_path / "nnscratch-model.npz").exists()

@@ -14,7 +14,6 @@ import os
 import struct
 import subprocess
 import sys
-import tracemalloc
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pytest
 from nnscratch.data import load_mnist
 from nnscratch.errors import DataError
 
+from bounded import traced_peak, within
 from test_data import IMAGES_MAGIC, LABELS_MAGIC
 from test_data import NAMES as IDX_NAMES
 
@@ -373,14 +373,10 @@ def test_cli_says_one_line_and_writes_nothing(case, tmp_path, env):
 @pytest.mark.parametrize("case", ["idx 2**31 images in 100 bytes", "npz 2**31 images declared"])
 def test_huge_declared_sizes_fail_before_allocating(case, tmp_path):
     path, _ = CASES[case].build(tmp_path)
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         with pytest.raises(DataError):
             load_mnist(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * 2**20  # the declared arrays would take 1.6 GB
+    assert peak.bytes < 8 * 2**20  # the declared arrays would take 1.6 GB
 
 
 def test_a_valid_build_loads(tmp_path):
@@ -412,16 +408,12 @@ def test_a_gzip_bomb_declaring_four_billion_images_is_refused_unread(tmp_path):
     path.write_bytes(gzip_of_zeros_declaring(4_000_000_000))
     from nnscratch.data import read_idx_images
 
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         with pytest.raises(DataError) as info:
             read_idx_images(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     message = str(info.value)
     assert "4,000,000,000 images" in message and "more than a gzip file of" in message, message
-    assert peak < 2**20  # the 8 MB of zeros were never inflated, let alone the 3.1 TB declared
+    assert peak.bytes < 2**20  # the 8 MB of zeros were never inflated, let alone the 3.1 TB declared
 
 
 @pytest.mark.parametrize("kind", ["raw", "gz"])
@@ -477,15 +469,11 @@ def test_an_npz_member_declaring_more_than_its_compressed_bytes_hold(tmp_path):
         header, {"descr": "|u1", "fortran_order": False, "shape": (4_000_000_000, 784)})
     path = tmp_path / "mnist.npz"
     path.write_bytes(npz_bytes_with_member("x_train", header.getvalue() + bytes(8 << 20)))
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         with pytest.raises(DataError) as info:
             read_npz(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     assert "x_train is truncated" in str(info.value) and "(4000000000, 784)" in str(info.value)
-    assert peak < 2**20
+    assert peak.bytes < 2**20
 
 
 def test_a_zip_member_is_not_inflated_past_its_declared_size(tmp_path):
@@ -507,14 +495,10 @@ def test_a_zip_member_is_not_inflated_past_its_declared_size(tmp_path):
                 struct.pack_into("<I", data, at + size_at, len(declared))
             at += 4
     path.write_bytes(bytes(data))
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         x_train, y_train, _, _ = read_npz(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     assert y_train.tolist() == [0] * 5 and x_train.shape == (5, 784)
-    assert peak < 8 << 20  # the 64 MB behind the declared end were never inflated
+    assert peak.bytes < 8 << 20  # the 64 MB behind the declared end were never inflated
 
 
 def test_a_gzip_csv_table_growing_past_memory_is_refused_as_it_grows(tmp_path, monkeypatch):
@@ -534,39 +518,13 @@ def test_an_endless_csv_line_is_refused_at_a_bounded_length(tmp_path):
 
     path = tmp_path / "digits.csv.gz"
     path.write_bytes(gzip.compress(b"1,2" + b"0" * (32 << 20)))  # one 32 MB line
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         with pytest.raises(DataError, match="line 1 is longer than 65,536 characters"):
             read_csv(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 4 << 20
+    assert peak.bytes < 4 << 20
 
 
 # --- files that are not regular files: refused in one sentence, never waited on -----------------
-
-
-def call_with_timeout(call: Callable[[], object], seconds: float = 10) -> BaseException | None:
-    """Run ``call`` in a daemon thread; return what it raised (None if nothing). A call still
-    running after ``seconds`` fails the test instead of hanging the suite."""
-    outcome: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 (handed to the test)
-            outcome.append(exc)
-
-    import threading
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"still waiting after {seconds} s: the read blocked on a non-regular file")
-    return outcome[0]
 
 
 @pytest.fixture
@@ -597,11 +555,12 @@ def _readers():
 @pytest.mark.parametrize("kind", ["fifo", "folder", "/dev/zero"])
 def test_a_non_regular_file_is_refused_in_one_sentence(reader, kind, fifo, tmp_path):
     path = {"fifo": fifo, "folder": tmp_path, "/dev/zero": Path("/dev/zero")}[kind]
-    raised = call_with_timeout(lambda: _readers()[reader](path))
+    how, raised = within(10, lambda: _readers()[reader](path),
+                         "waiting: the read blocked on a non-regular file")
     if reader == "looks_like_table":
-        assert raised is None  # a question, answered no: the reader then says why
+        assert (how, raised) == ("returned", False)  # answered no: the reader then says why
         return
-    assert isinstance(raised, DataError), repr(raised)
+    assert how == "raised" and isinstance(raised, DataError), repr(raised)
     message = str(raised)
     assert "\n" not in message and str(path) in message, message
     if kind == "folder" and reader in ("load_mnist",):
@@ -618,9 +577,10 @@ def test_a_fifo_inside_a_data_folder_is_refused(role, tmp_path):
     (folder / IDX_NAMES[role]).unlink()
     os.mkfifo(folder / IDX_NAMES[role])
     try:
-        raised = call_with_timeout(lambda: load_mnist(folder))
+        how, raised = within(10, lambda: load_mnist(folder),
+                             "waiting: the read blocked on a non-regular file")
     finally:
         with __import__("contextlib").suppress(OSError):
             os.close(os.open(folder / IDX_NAMES[role], os.O_WRONLY | os.O_NONBLOCK))
-    assert isinstance(raised, DataError), repr(raised)
+    assert how == "raised" and isinstance(raised, DataError), repr(raised)
     assert f"{IDX_NAMES[role]} is a named pipe (FIFO), not an IDX file" in str(raised)

@@ -59,6 +59,7 @@ __all__ = [
     "atomic_file",
     "write_text",
     "json_text",
+    "read_json",
     "read_npy_header",
 ]
 
@@ -196,6 +197,17 @@ def _json_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def read_json(text: str) -> Any:
+    """:func:`json_text`'s reverse, for files nnscratch wrote: NaN and infinity (which it never
+    writes) and nesting deep enough to exhaust Python's stack are refused, as ValueError."""
+    def refuse_constant(token: str) -> Any:
+        raise ValueError(f"{token} is not a JSON number")
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
 def json_text(value: Any, indent: int | None = None) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import time
@@ -35,8 +34,8 @@ import numpy as np
 
 from .errors import NNScratchError, RunFolderError
 from ._fileio import (TEMP_SUFFIX, atomic_file, check_memory, json_text, make_folder,
-                      open_regular, read_npy_header, sweep_temporary_files, write_error,
-                      write_text)
+                      open_regular, read_json, read_npy_header, sweep_temporary_files,
+                      write_error, write_text)
 
 try:
     import fcntl
@@ -226,17 +225,6 @@ def write_config(folder: Path, config: Mapping[str, Any]) -> None:
     write_text(folder / CONFIG, json_text(record, indent=2) + "\n")
 
 
-def _json(text: str) -> Any:
-    """JSON from a file nnscratch wrote: NaN and infinity (which it never writes) and nesting
-    deep enough to exhaust Python's stack are refused, as ValueError."""
-    def refuse_constant(token: str) -> Any:
-        raise ValueError(f"{token} is not a JSON number")
-    try:
-        return json.loads(text, parse_constant=refuse_constant)
-    except RecursionError:
-        raise ValueError("it is nested too deeply") from None
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -265,7 +253,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     and each field it holds of the kind nnscratch writes there."""
     path = folder / CONFIG
     try:
-        config = _json(path.read_text(encoding="utf-8"))
+        config = read_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
         raise RunFolderError(f"{path} cannot be read: {' '.join(reason.split())}") from None
@@ -423,7 +411,7 @@ def read_checkpoint(folder: Path, specs: Mapping[str, ArraySpec] | None = None
     if STATE_KEY not in arrays:
         raise RunFolderError(f"checkpoint {path} is damaged: it has no {STATE_KEY}")
     try:
-        state = _json(arrays.pop(STATE_KEY).tobytes().decode("utf-8"))
+        state = read_json(arrays.pop(STATE_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise RunFolderError(f"checkpoint {path} is damaged: its state cannot be read "
                              f"({' '.join(str(exc).split()):.120})") from None
@@ -455,9 +443,9 @@ def write_predictions(folder: Path, probs: np.ndarray, labels: np.ndarray,
 def read_predictions(folder: Path, config: Mapping[str, Any] | None = None
                      ) -> dict[str, np.ndarray] | None:
     """The arrays of predictions.npz, or None if the run has none (it has not finished),
-    checked against the run's ``config`` (its config.json, read when not given): one label and one prediction per
-    test row, each a class of the network's output, the worst mistakes' rows as wide as its
-    input, their probabilities finite and between 0 and 1."""
+    checked against the run's ``config`` (its config.json, read when not given): one label and
+    one prediction per test row, each a class of the network's output, the worst mistakes' rows
+    as wide as its input, their probabilities finite and between 0 and 1."""
     path = folder / PREDICTIONS
     if not path.exists():
         return None

@@ -12,7 +12,6 @@ one, never half of either. ``atomic_file`` and ``json_text`` are importable from
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import zipfile
@@ -23,8 +22,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._fileio import (CHUNK_BYTES, as_path, ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError,
-                      atomic_file, check_memory, json_text, open_regular, read_npy_header)
+from ._fileio import (CHUNK_BYTES, ZIP_SIGNATURES, NpyHeader, NpyVersionError, ObjectArrayError,
+                      as_path, atomic_file, check_memory, json_text, open_regular, read_json,
+                      read_npy_header)
 from ._version import __version__
 from .errors import ModelFileError, WriteError
 from .settings import DTYPES
@@ -344,12 +344,9 @@ def _read_member(archive: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo
 
 
 def _decode_metadata(blob: bytes) -> dict[str, Any]:
-    def refuse_constant(token: str) -> Any:
-        raise ValueError(f"{token} is not valid JSON")
-
     try:
-        value = json.loads(blob.decode("utf-8"), parse_constant=refuse_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = read_json(blob.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
         raise _Invalid("its metadata is not UTF-8 JSON") from None
     if not isinstance(value, dict):
         raise _Invalid(f"its metadata is a JSON {type(value).__name__}, not an object")

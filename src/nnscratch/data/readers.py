@@ -30,7 +30,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Tex
 
 import numpy as np
 
-from .._fileio import (CHUNK_BYTES, as_path, NpyHeader, ObjectArrayError, check_memory,
+from .._fileio import (CHUNK_BYTES, NpyHeader, ObjectArrayError, as_path, check_memory,
                        open_regular, read_npy_header)
 from ..errors import ConfigError, DataError
 from ..inputs import IMAGE_SIDE, PIXELS, first_bad_label, first_bad_pixel
