@@ -35,19 +35,13 @@ _POSITION_FIELDS = ("step", "loss_sum", "seen", "correct", "seconds", "epoch", "
 _STATS_FIELDS = tuple(f.name for f in dataclasses.fields(EpochStats))
 
 
-def _slots(trainer: Trainer) -> tuple[str, ...]:
-    """The optimiser's state arrays, per parameter, once it has taken a step."""
-    optimizer = trainer.optimizer
-    return optimizer.slots if optimizer.name == "adam" or trainer.settings.momentum else ()
-
-
 def array_specs(trainer: Trainer) -> dict[str, ArraySpec]:
     """Every array a checkpoint of ``trainer``'s run may hold, with its dtype and shape."""
     params = {name: ((str(a.dtype),), tuple(a.shape))
               for name, a in trainer.model.params().items()}
     specs = {f"param.{name}": spec for name, spec in params.items()}
     specs.update({f"best.{name}": spec for name, spec in params.items()})
-    specs.update({f"optim.{slot}.{name}": spec for slot in _slots(trainer)
+    specs.update({f"optim.{slot}.{name}": spec for slot in trainer.optimizer.active_slots
                   for name, spec in params.items()})
     return specs
 

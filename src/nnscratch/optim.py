@@ -32,6 +32,11 @@ class _Optimizer:
         self.weight_decay = NON_NEGATIVE.check("weight_decay", weight_decay)
         self.buffers: dict[str, dict[str, Any]] = {slot: {} for slot in self.slots}
 
+    @property
+    def active_slots(self) -> tuple[str, ...]:
+        """The slots this optimiser fills once it has taken a step (its checkpoint holds them)."""
+        return self.slots
+
     def _decay(self, name: str) -> float:
         # L2 on the weight matrices only: decaying the biases only pulls the units' thresholds
         # towards zero, which regularises nothing.
@@ -78,6 +83,10 @@ class SGD(_Optimizer):
         self.momentum = FRACTION.check("momentum", momentum)
         check_optimizer_combination("sgd", self.momentum, nesterov)
         self.nesterov = bool(nesterov)
+
+    @property
+    def active_slots(self) -> tuple[str, ...]:
+        return self.slots if self.momentum else ()  # plain SGD keeps no velocity
 
     def step(self, backend: Backend, params: dict[str, Any], grads: dict[str, Any]) -> None:
         """Update every array in ``params`` in place from ``grads`` (which may be overwritten)."""
