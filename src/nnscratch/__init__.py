@@ -25,6 +25,7 @@ from .registry import (BackendInfo, available_backends, get_backend, register_ba
                        use_backend)
 from .report import build_report
 from .settings import SettingsError, TrainSettings
+from .sweeps import SweepInterrupted, SweepResult, sweep
 from .trainer import Trainer
 from .training import TrainingInterrupted, TrainResult, train
 from ._version import __version__
@@ -38,6 +39,9 @@ __all__ = [
     "Callback",
     "ProgressPrinter",
     "TrainingInterrupted",
+    "sweep",
+    "SweepResult",
+    "SweepInterrupted",
     "build_report",
     "MLP",
     "SGD",

@@ -414,6 +414,90 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
                                                  "--out RUN'")
 
 
+def _run_sweep(args: argparse.Namespace) -> int:
+    """Run the trials of a sweep spec (a TOML file: fixed settings, a grid, random choices,
+    seeds, successive halving, the data) on Dask: a local cluster of one worker process per
+    core by default, or the running cluster whose scheduler --scheduler (or
+    $NNSCRATCH_SCHEDULER) names. Each trial is a run folder in OUT/trials/; OUT/results.csv
+    gets a row per trial as trials finish, and OUT/report.html compares them at the end.
+    A trial that fails (diverges, say) is recorded as failed and the others go on; one whose
+    worker dies runs again from its last checkpoint. Ctrl-C stops the sweep (exit 130),
+    keeping the finished trials; --resume OUT runs the rest. Needs Dask:
+    pip install "nnscratch[sweep]".
+    """
+    from .sweep_spec import read_spec
+    from .sweeps import SweepInterrupted, sweep
+
+    if args.resume is not None and (args.spec is not None or args.out is not None):
+        raise NNScratchError("--resume takes the sweep folder alone: its spec and folder are "
+                             "the ones it started with (leave out SPEC and --out)")
+    if args.resume is None and args.spec is None:
+        raise NNScratchError("give a sweep spec (a TOML file), or --resume FOLDER")
+    if args.dry_run:
+        if args.spec is None:
+            raise NNScratchError("--dry-run lists the trials of a SPEC; give one")
+        spec = read_spec(args.spec)
+        print(spec.table())
+        halving = (f"; successive halving from {spec.halving['min_epochs']} epochs, keeping "
+                   f"1/{spec.halving['eta']} at each rung" if spec.halving else "")
+        print(f"{len(spec.trials)} trials ({spec.search} search{halving}); nothing was run")
+        return 0
+    if args.resume is None and args.out is None:
+        raise NNScratchError("--out is needed: the folder to write the sweep's trials and "
+                             "results in (e.g. --out sweeps/NAME)")
+    try:
+        result = sweep(args.spec, args.out, resume=args.resume, scheduler=args.scheduler,
+                       workers=args.workers, threads_per_trial=args.threads_per_trial,
+                       progress=False if args.quiet else None)
+    except SweepInterrupted as stop:
+        print(f"nnscratch sweep: {stop}; the finished trials are kept in {stop.folder}; "
+              f"run the rest with: nnscratch sweep --resume {stop.folder}", file=sys.stderr)
+        return 128 + stop.signum
+    _print_swept(result)
+    return 0
+
+
+def _print_swept(result: Any) -> None:
+    counts: dict[str, int] = {}
+    for row in result.rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    print(f"{len(result.rows)} trials: " + ", ".join(f"{n} {status}"
+                                                     for status, n in counts.items()))
+    best = result.best
+    if best is not None:
+        part = "validation" if result.ranked_by == "final_val_accuracy" else "test"
+        print(f"best: trial {best['trial']}, {part} accuracy {best[result.ranked_by]:.2%} "
+              f"(run folder {result.folder / 'trials' / best['trial']})")
+    for row in result.rows:
+        if row["status"] == "failed":
+            print(f"failed: trial {row['trial']}: {row['reason']}")
+    print(f"results: {result.folder / 'results.csv'}; report: {result.report}")
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "sweep", _run_sweep,
+                 help="run many trainings (a grid, random search, successive halving) on Dask")
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="the sweep spec, a TOML file "
+                   "(see the README's Sweeps section)")
+    p.add_argument("--out", metavar="FOLDER", help="the sweep folder to create (e.g. "
+                   "sweeps/NAME): a run folder per trial in FOLDER/trials, results.csv and "
+                   "report.html")
+    p.add_argument("--resume", metavar="FOLDER", help="finish the sweep in FOLDER: run the "
+                   "trials that did not finish (from their checkpoints), keep the others")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the trials SPEC makes, with the settings that vary, and stop")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="the address of a running Dask "
+                   "scheduler (tcp://HOST:8786) whose workers run the trials (default: "
+                   "$NNSCRATCH_SCHEDULER, else a local cluster made for the sweep)")
+    p.add_argument("--workers", type=_option_type(POSITIVE_INT), metavar="N",
+                   help="worker processes of the local cluster (default: one per core)")
+    p.add_argument("--threads-per-trial", type=_option_type(POSITIVE_INT), default=1,
+                   metavar="N", help="BLAS threads each trial of the local cluster may use "
+                   "(default: 1, so trials do not fight over cores)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar; print only the summary at the end")
+
+
 # --- data and predict ----------------------------------------------------------------------------
 
 _PLACES = {"path": "the path given,", "env": "NNSCRATCH_DATA,", "cache": "the user cache,",
@@ -617,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", metavar="NAME", help=BACKEND_HELP)
     _add_compare(commands)
     _add_report(commands)
+    _add_sweep(commands)
     p = _command(commands, "backends", _run_backends,
                  help="list the backends and whether they can run here")
     _add_data(commands)

@@ -1,12 +1,11 @@
 """A sweep's spec: the TOML file that says which training runs (trials) a sweep is made of.
 
-This is the first part of sweeps (issue 15): reading a spec and expanding it into its trials,
-each a :class:`~nnscratch.TrainSettings`, every one checked before anything runs. Running them
-(on Dask) comes next.
+Reading a spec expands it into its trials, each a :class:`~nnscratch.TrainSettings`, every one
+checked before anything runs; :mod:`nnscratch.sweeps` runs them on Dask.
 
 A spec::
 
-    search = "grid"             # or "random" (the default is "grid", or "random" with [random])
+    search = "grid"             # "random", or "halving" (default: "grid", "random" with [random])
     seeds = [0, 1, 2]           # repeat every configuration with each seed
 
     # (TOML: keys of the top level come before the first [table])
@@ -30,6 +29,16 @@ A spec::
     lr = { log_uniform = [1e-4, 1e-2] }
     momentum = { uniform = [0.0, 0.95] }
     batch_size = { choice = [32, 64, 128] }
+
+    [halving]                   # with search = "halving" (successive halving, see below)
+    min_epochs = 1              # the first rung trains every configuration this many epochs
+    eta = 3                     # each rung keeps the best third and trains them eta times longer
+
+With ``search = "halving"`` the configurations are the grid's points (and, with a [random]
+table, its draws for each of them); each rung trains the trials still in the race up to its
+epoch (``min_epochs``, ``min_epochs * eta``, ... and last their ``epochs``), and keeps the best
+``1/eta`` of them (by validation accuracy when the settings hold out a validation split, else by
+test accuracy) for the next.
 
 Trials are listed in a fixed order (grid points, or random draws, each with every seed) and
 named by their position and a digest of their settings, so the same spec always gives the same
@@ -58,10 +67,11 @@ from .settings import TrainSettings
 
 __all__ = ["SweepSpec", "Trial", "read_spec", "parse_spec", "SEARCHES", "DISTRIBUTIONS"]
 
-SEARCHES = ("grid", "random")
+SEARCHES = ("grid", "random", "halving")
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
 _DATA_KEYS = ("path", "dataset", "label_column", "test_data")
-_TOP_KEYS = ("search", "data", "fixed", "grid", "random", "seeds")
+_TOP_KEYS = ("search", "data", "fixed", "grid", "random", "halving", "seeds")
+_HALVING_KEYS = {"min_epochs": 1, "eta": 2}  # each with the least it may be
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,15 @@ class Trial:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A spec read and checked: the search, the data, and the trials it expands to."""
+    """A spec read and checked: the search, the data, the trials it expands to and, for
+    successive halving, its ``min_epochs`` and ``eta``; ``record`` is the parsed TOML."""
 
     source: str
     search: str
     data: dict[str, Any] = field(default_factory=dict)
     trials: tuple[Trial, ...] = ()
+    halving: dict[str, int] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def table(self) -> str:
         """The trials as a text table: name, then each setting that varies between trials."""
@@ -148,9 +161,11 @@ def parse_spec(record: Mapping[str, Any], source: str = "the sweep spec") -> Swe
     if search == "random" and not random_record:
         raise ConfigError(f"{source}: search \"random\" needs a [random] table")
     if search == "grid" and random_record:
-        raise ConfigError(f"{source}: a [random] table needs search = \"random\"")
+        raise ConfigError(f"{source}: a [random] table needs search = \"random\" (or "
+                          f"\"halving\")")
+    halving = _halving(record, search, source)
     seeds = _seeds(record, source)
-    configs = (_random_points(random_record, grid, source) if search == "random"
+    configs = (_random_points(random_record, grid, source) if random_record
                else _grid_points(grid))
     trials = []
     for point in configs:
@@ -158,7 +173,7 @@ def parse_spec(record: Mapping[str, Any], source: str = "the sweep spec") -> Swe
             changes = {**fixed, **point, **({} if seed is None else {"seed": seed})}
             settings = _settings(changes, source)
             trials.append(Trial(f"{len(trials):03d}-{_digest(settings)}", settings))
-    return SweepSpec(source, search, dict(data), tuple(trials))
+    return SweepSpec(source, search, dict(data), tuple(trials), halving, dict(record))
 
 
 def _known(record: Mapping[str, Any], keys: Sequence[str], source: str, prefix: str) -> None:
@@ -185,6 +200,22 @@ def _settings_table(record: Mapping[str, Any], name: str, source: str) -> dict[s
             raise ConfigError(f"{source}: {name}.{key} is not a setting; the settings are "
                               f"{', '.join(TrainSettings.names())}")
     return table
+
+
+def _halving(record: Mapping[str, Any], search: str, source: str) -> dict[str, int]:
+    table = _table(record, "halving", source)
+    if table and search != "halving":
+        raise ConfigError(f"{source}: a [halving] table needs search = \"halving\"")
+    if search != "halving":
+        return {}
+    _known(table, tuple(_HALVING_KEYS), source, "halving.")
+    chosen = {"min_epochs": 1, "eta": 3, **table}
+    for key, least in _HALVING_KEYS.items():
+        value = chosen[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{source}: halving.{key} must be an integer of at least {least}; "
+                              f"got {value!r:.40}")
+    return chosen
 
 
 def _seeds(record: Mapping[str, Any], source: str) -> list[int | None]:

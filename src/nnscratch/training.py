@@ -43,7 +43,9 @@ class TrainResult:
     """The trained model, its per-epoch history, the settings used and where the data came from.
 
     With a validation split the model holds the parameters of ``best_epoch``, the epoch with
-    the lowest validation loss; ``run_dir`` is the run folder when one was written.
+    the lowest validation loss; ``run_dir`` is the run folder when one was written. ``paused``:
+    the run stopped at ``train(pause_after=...)`` and its run folder's checkpoint continues it
+    (the model holds the parameters of its last epoch).
     """
 
     model: MLP
@@ -54,6 +56,7 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
     best_epoch: int | None = None
     run_dir: Path | None = None
+    paused: bool = False
 
     @property
     def final(self) -> EpochStats:
@@ -107,7 +110,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 def train(data: Any = None, *, settings: TrainSettings | None = None,
           backend: str | Backend | None = None, progress: bool | None = None,
           callback: Any = None, out: str | os.PathLike | None = None,
-          resume: str | os.PathLike | None = None, **options: Any) -> TrainResult:
+          resume: str | os.PathLike | None = None, pause_after: int | None = None,
+          **options: Any) -> TrainResult:
     """Train a classifier of MNIST digits and return it with its history.
 
     The run is described by ``settings`` (a :class:`~nnscratch.TrainSettings`) and/or the
@@ -130,7 +134,10 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
     after every epoch, the model, and a report. ``resume``: a run folder to continue from its
     checkpoint with its saved settings (settings may be left out; one given must equal the
     saved one; the backend may differ); on the NumPy backend the result is bit-identical to an
-    uninterrupted run.
+    uninterrupted run. ``pause_after``: an epoch; with a run folder (``out`` or ``resume``),
+    stop once that epoch is done (at once if the run is already past it), keep the checkpoint
+    and return the result so far with ``paused`` True; resuming continues the run exactly as if
+    it had not stopped (successive-halving sweeps train this way).
 
     The same seed on the same backend gives bit-identical parameters. Raises
     :class:`~nnscratch.errors.TrainingDivergedError` naming the epoch and step when a batch's
@@ -144,6 +151,13 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
     if unknown:
         raise TypeError(f"train() got an unexpected keyword argument {unknown[0]!r}")
     _check_paths(out=out, resume=resume)
+    if pause_after is not None:
+        if not isinstance(pause_after, int) or isinstance(pause_after, bool) or pause_after < 1:
+            raise ConfigError(f"pause_after must be an epoch number (1 or more); got "
+                              f"{pause_after!r:.40}")
+        if resume is None and (out is None or runs.is_model_path(out)):
+            raise ConfigError("pause_after needs a run folder (out or resume) to keep the "
+                              "checkpoint in")
     folder, config = None, None
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
@@ -156,7 +170,7 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
     else:
         run_settings = settings_from(settings, options)
     session = _Session(training_data(data, run_settings.scaling), run_settings, backend,
-                       make_callbacks(progress, callback))
+                       make_callbacks(progress, callback), pause_after)
     # From the first file written to the last, a signal stops the run where it can stop cleanly.
     with stop_requests() as request, session:
         session.request = request
@@ -336,13 +350,15 @@ class _Session:
     """One call of :func:`train`: the trainer, the epoch loop and, if any, the run folder."""
 
     def __init__(self, mnist: MnistData, settings: TrainSettings,
-                 backend: str | Backend | None, callbacks: list[Callback]) -> None:
+                 backend: str | Backend | None, callbacks: list[Callback],
+                 pause_after: int | None = None) -> None:
         s = settings
         self.schedule = LRSchedule(s.lr, s.epochs, s.schedule, s.lr_step, s.lr_gamma, s.lr_min)
         self.trainer = Trainer(mnist, s, backend=backend)
         self.mnist = mnist
         self.settings = s.replace(backend=self.trainer.model.backend.name)
         self.callbacks = callbacks
+        self.pause_after = pause_after
         self.position = _Position()
         self.best_params: dict[str, Any] | None = None
         self.folder: Path | None = None
@@ -428,18 +444,19 @@ class _Session:
         """Train the remaining epochs and write the results. The first stop signal is honoured
         after the current step; once the last epoch is done, the results are written whole
         even if one comes (the run has finished). A second signal stops at once."""
-        epochs = self.settings.epochs
+        epochs, pos = self.settings.epochs, self.position
+        last = epochs if self.pause_after is None else min(epochs, self.pause_after)
         try:
             try:
-                while self.position.epoch <= epochs and not self.position.stopped_early:
+                while pos.epoch <= last and not pos.stopped_early:
                     self._stop_if_asked(self.request.signum)
                     stats = self._train_epoch(epochs)
                     self._end_epoch(stats)
-                self.finishing = True
+                self.finishing = pos.epoch > epochs or pos.stopped_early
             finally:
                 for cb in self.callbacks:
                     cb.on_train_end()
-            return self._finish()
+            return self._finish() if self.finishing else self._paused()
         except TrainingInterrupted:
             raise
         except KeyboardInterrupt as exc:  # a second signal: whatever ran was cut short
@@ -529,6 +546,14 @@ class _Session:
         pos.epochs_without_improvement += 1
         patience = self.settings.patience
         pos.stopped_early = patience is not None and pos.epochs_without_improvement >= patience
+
+    def _paused(self) -> TrainResult:
+        """The result of a run stopped by ``pause_after``: its epochs so far and its current
+        parameters; the checkpoint written after the last epoch continues it."""
+        pos = self.position
+        return TrainResult(self.trainer.model, pos.history, self.settings, self.mnist.source,
+                           self.mnist.is_sample, best_epoch=pos.best_epoch,
+                           run_dir=self.folder, paused=True)
 
     def _finish(self) -> TrainResult:
         pos, model = self.position, self.trainer.model
