@@ -277,8 +277,11 @@ def test_dry_run_lists_the_trials_and_runs_nothing(tmp_path):
     (["sweep", "SPEC", "--out", "o", "--scheduler", "tcp://127.0.0.1:9"],
      "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
     (["sweep", "SPEC", "--out", "o", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"],
-     "workers sizes the local cluster"),
+     "--workers and --threads-per-trial size the local cluster"),
+    (["sweep", "SPEC", "--out", "o", "--scheduler", "tcp://127.0.0.1:9",
+      "--threads-per-trial", "2"], "--workers and --threads-per-trial size the local cluster"),
     (["sweep", "SPEC", "--out", "o", "--workers", "0"], "--workers"),
+    (["sweep", "--dry-run"], "give a sweep spec"),
 ])
 def test_mistakes_are_one_line_and_a_nonzero_exit(tmp_path, args, words):
     spec = write_spec(tmp_path, GRID)
@@ -380,3 +383,13 @@ def test_pause_after_mistakes(tmp_path, sample_mnist, kwargs, words):
         kwargs["out"] = tmp_path / kwargs["out"]
     with pytest.raises(ConfigError, match=words):
         train(sample_mnist, epochs=1, progress=False, **kwargs)
+
+
+def test_report_rebuilds_a_sweep_report(two_worker_sweep):
+    page = two_worker_sweep.folder / "report.html"
+    page.unlink()
+    done = run_cli("report", str(two_worker_sweep.folder))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report written to {page}"
+    text = page.read_text()
+    assert all(row["trial"] in text for row in two_worker_sweep.rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -238,9 +239,14 @@ def _run_report(args: argparse.Namespace) -> int:
     """Write report.html in a run folder from its files: training curves, the confusion matrix, the
     worst misclassified test digits, the first layer's weights and the settings, with the
     figures as PNG files beside it (they need matplotlib: pip install "nnscratch[plot]").
+    Given a sweep folder, write the sweep's report.html from its results.csv and trials.
     """
     from .report import PLOT_HINT, build_report
+    from .sweeps import build_sweep_report, is_sweep_folder
 
+    if is_sweep_folder(args.folder):
+        print(f"report written to {build_sweep_report(args.folder)}")
+        return 0
     report = build_report(args.folder)
     print(f"report written to {report.path}")
     if report.has_figures:
@@ -409,9 +415,10 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_report(commands: argparse._SubParsersAction) -> None:
-    p = _command(commands, "report", _run_report, help="rebuild a run folder's report.html")
+    p = _command(commands, "report", _run_report,
+                 help="rebuild the report.html of a run folder or a sweep folder")
     p.add_argument("folder", metavar="RUN", help="a run folder written by 'nnscratch train "
-                                                 "--out RUN'")
+                                                 "--out RUN', or a sweep folder")
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -426,7 +433,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     pip install "nnscratch[sweep]".
     """
     from .sweep_spec import read_spec
-    from .sweeps import SweepInterrupted, sweep
+    from .sweeps import SCHEDULER_ENV, SweepInterrupted, sweep
 
     if args.resume is not None and (args.spec is not None or args.out is not None):
         raise NNScratchError("--resume takes the sweep folder alone: its spec and folder are "
@@ -445,6 +452,10 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.resume is None and args.out is None:
         raise NNScratchError("--out is needed: the folder to write the sweep's trials and "
                              "results in (e.g. --out sweeps/NAME)")
+    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV)
+    if scheduler and (args.workers is not None or args.threads_per_trial is not None):
+        raise NNScratchError(f"--workers and --threads-per-trial size the local cluster; the "
+                             f"cluster at {scheduler} has the workers it was started with")
     try:
         result = sweep(args.spec, args.out, resume=args.resume, scheduler=args.scheduler,
                        workers=args.workers, threads_per_trial=args.threads_per_trial,
@@ -491,9 +502,9 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
                    "$NNSCRATCH_SCHEDULER, else a local cluster made for the sweep)")
     p.add_argument("--workers", type=_option_type(POSITIVE_INT), metavar="N",
                    help="worker processes of the local cluster (default: one per core)")
-    p.add_argument("--threads-per-trial", type=_option_type(POSITIVE_INT), default=1,
-                   metavar="N", help="BLAS threads each trial of the local cluster may use "
-                   "(default: 1, so trials do not fight over cores)")
+    p.add_argument("--threads-per-trial", type=_option_type(POSITIVE_INT), metavar="N",
+                   help="BLAS threads each trial of the local cluster may use (default: 1, so "
+                   "trials do not fight over cores)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar; print only the summary at the end")
 

@@ -46,7 +46,8 @@ from .settings import TrainSettings
 from .sweep_spec import SweepSpec, Trial, parse_spec, read_spec
 
 __all__ = ["sweep", "SweepResult", "SweepInterrupted", "run_trial", "read_results",
-           "RESULT_COLUMNS", "SCHEDULER_ENV", "DASK_HINT"]
+           "build_sweep_report", "is_sweep_folder", "RESULT_COLUMNS", "SCHEDULER_ENV",
+           "DASK_HINT"]
 
 STATE, RESULTS, REPORT, TRIALS = "sweep.json", "results.csv", "report.html", "trials"
 SWEEP_FORMAT, FORMAT_VERSION = "nnscratch-sweep", 1
@@ -303,6 +304,28 @@ def _new_folder(out: str | os.PathLike, spec: SweepSpec) -> tuple[Path, runs.Run
     return folder, lock
 
 
+def is_sweep_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a sweep (its sweep.json)."""
+    return (Path(folder) / STATE).is_file()
+
+
+def _varying(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The settings that differ between trials: what the sweep swept."""
+    return [name for name in TrainSettings.names()
+            if len({str(row[name]) for row in rows}) > 1]
+
+
+def build_sweep_report(folder: str | os.PathLike) -> Path:
+    """Write a sweep folder's report.html again from its results.csv and trials; its path."""
+    from .sweep_report import write_sweep_report
+
+    location = Path(folder)
+    if not is_sweep_folder(location):
+        raise RunFolderError(f"{location} is not a sweep folder: it has no {STATE}")
+    rows = read_results(location)
+    return write_sweep_report(location, rows, _varying(rows))
+
+
 def _open_folder(resume: str | os.PathLike) -> tuple[Path, SweepSpec, runs.RunFolderLock]:
     folder = as_path(resume, ConfigError, "resume")
     if not (folder / STATE).is_file():
@@ -365,14 +388,15 @@ def machine_cores() -> int:
 
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None,
-            threads_per_trial: int) -> Iterator[tuple[Any, str]]:
+            threads_per_trial: int | None) -> Iterator[tuple[Any, str]]:
     """A Dask client and a sentence saying what it runs on: the cluster at ``scheduler``, or a
     LocalCluster of ``workers`` processes (default: one per core) made for the sweep."""
     distributed = _dask()
     if scheduler:
-        if workers is not None:
-            raise ConfigError("workers sizes the local cluster; a cluster given by its "
-                              "scheduler has the workers it was started with")
+        if workers is not None or threads_per_trial is not None:
+            raise ConfigError(f"{'workers' if workers is not None else 'threads_per_trial'} "
+                              f"sizes the local cluster; a cluster given by its scheduler has "
+                              f"the workers it was started with")
         try:
             client = distributed.Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
@@ -384,9 +408,8 @@ def _client(scheduler: str | None, workers: int | None,
             yield client, f"the Dask cluster at {scheduler} ({count} workers now)"
         return
     count = machine_cores() if workers is None else workers
-    env = {name: str(threads_per_trial) for name in BLAS_THREAD_VARIABLES}
-    cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                       env=env, silence_logs=logging.ERROR)
+    threads_per_trial = threads_per_trial or 1
+    cluster = _local_cluster(distributed, count, threads_per_trial)
     try:
         with distributed.Client(cluster) as client:
             threads = f"{threads_per_trial} BLAS thread{'s' * (threads_per_trial != 1)}"
@@ -394,6 +417,35 @@ def _client(scheduler: str | None, workers: int | None,
                            f"{'es' * (count != 1)}, {threads} each")
     finally:
         cluster.close()
+
+
+def _local_cluster(distributed: Any, workers: int, threads_per_trial: int) -> Any:
+    """A LocalCluster of ``workers`` single-thread processes whose BLAS uses
+    ``threads_per_trial`` threads.
+
+    The variables are set before each worker process starts (numpy reads them on import), and
+    Dask's default MALLOC_TRIM_THRESHOLD_ is left out: it turns off glibc's adaptive mmap
+    threshold, so every array over 128 KiB is mapped and faulted in afresh, which made
+    training 1.5-2x slower in a worker than in a plain process (benchmarks/NOTES.md).
+    Dask writes these variables into this process's environment too; they are put back.
+    """
+    import dask
+
+    environ = {"MALLOC_TRIM_THRESHOLD_": None,
+               **{name: str(threads_per_trial) for name in BLAS_THREAD_VARIABLES}}
+    touched = (*environ, "PYTHONHASHSEED")
+    before = {name: os.environ.get(name) for name in touched}
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{name}": value
+                              for name, value in environ.items()}):
+            return distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                            processes=True, silence_logs=logging.ERROR)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _dashboard(client: Any) -> str | None:
@@ -416,7 +468,7 @@ def _check_count(name: str, value: Any) -> None:
 def sweep(spec: str | os.PathLike | SweepSpec | None = None,
           out: str | os.PathLike | None = None, *, resume: str | os.PathLike | None = None,
           data: Any = None, scheduler: str | None = None, workers: int | None = None,
-          threads_per_trial: int = 1, progress: bool | None = None) -> SweepResult:
+          threads_per_trial: int | None = None, progress: bool | None = None) -> SweepResult:
     """Run the trials of ``spec`` (a TOML file, or a :class:`~nnscratch.sweep_spec.SweepSpec`)
     on Dask, each in its run folder under ``out/trials/``, and return their results.
 
@@ -426,7 +478,7 @@ def sweep(spec: str | os.PathLike | SweepSpec | None = None,
     ``scheduler``: the address of a running Dask scheduler (``tcp://HOST:8786``; default: the
     ``NNSCRATCH_SCHEDULER`` environment variable, else a LocalCluster made for the sweep of
     ``workers`` processes, one per core by default, each trial with ``threads_per_trial`` BLAS
-    threads). ``progress``: a bar over the trials on stderr with the best result so far (default:
+    threads, one by default). ``progress``: a bar over the trials on stderr with the best result so far (default:
     when stderr is a terminal); unless it is False, what the sweep runs on and the Dask
     dashboard's address are printed there too.
 
@@ -502,11 +554,6 @@ class _Sweep:
 
     def _trial_folder(self, name: str) -> Path:
         return self.folder / TRIALS / name
-
-    @property
-    def varying(self) -> list[str]:
-        return [name for name in TrainSettings.names()
-                if len({str(row[name]) for row in self.rows.values()}) > 1]
 
     def run(self, client: Any, where: str, data: Any) -> SweepResult:
         """Run the trials still to run on ``client``'s cluster (described by ``where``)."""
@@ -584,7 +631,7 @@ class _Sweep:
             return None
         from .sweep_report import write_sweep_report
 
-        return write_sweep_report(self.folder, self._ordered(), self.varying)
+        return write_sweep_report(self.folder, self._ordered(), _varying(self._ordered()))
 
     def _settle(self, trial: Trial, outcome: Mapping[str, Any]) -> None:
         self.rows[trial.name] = _row(trial, outcome)
