@@ -393,3 +393,19 @@ def test_report_rebuilds_a_sweep_report(two_worker_sweep):
     assert done.stdout.strip() == f"report written to {page}"
     text = page.read_text()
     assert all(row["trial"] in text for row in two_worker_sweep.rows)
+
+
+@pytest.mark.parametrize("text, error, words", [
+    ("{not json", RunFolderError, "sweep.json is damaged"),
+    ('{"format": "something-else", "spec": {}}', RunFolderError, "not a sweep record"),
+    ('{"format": "nnscratch-sweep", "spec": {"grid": {"lr": [0.1]}, "colour": 1}}',
+     ConfigError, "unknown key 'colour'"),
+    ('{"format": "nnscratch-sweep", "spec": {"grid": {"lr": [-1]}}}', ConfigError,
+     "is impossible"),
+    ("[" * 100_000, RunFolderError, "nested too deeply"),
+])
+def test_a_damaged_sweep_record_is_refused_before_anything_runs(tmp_path, text, error, words):
+    (tmp_path / "sweep.json").write_text(text)
+    with pytest.raises(error, match=words):
+        sweep(resume=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.json"]
