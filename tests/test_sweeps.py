@@ -409,3 +409,12 @@ def test_a_damaged_sweep_record_is_refused_before_anything_runs(tmp_path, text, 
     with pytest.raises(error, match=words):
         sweep(resume=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.json"]
+
+
+def test_the_scheduler_can_come_from_the_environment(tmp_path):
+    spec = write_spec(tmp_path, GRID)
+    done = run_cli("sweep", str(spec), "--out", str(tmp_path / "o"),
+                   env={**os.environ, "NNSCRATCH_SCHEDULER": "tcp://127.0.0.1:9"})
+    assert done.returncode != 0
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr
+    assert not (tmp_path / "o").exists()
