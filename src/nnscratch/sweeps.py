@@ -562,6 +562,11 @@ class _Sweep:
         todo = [t for t in self.spec.trials if self.rows[t.name]["status"] not in
                 ("done", "failed")]
         self._write()
+        if getattr(data, "is_sample", False):
+            self._say("data: the small sample bundled with nnscratch, not the full MNIST "
+                      "(give the spec a [data] path, or set NNSCRATCH_DATA)")
+        elif getattr(data, "source", None):  # where train() would say it came from
+            self._say(f"data: {data.source}")
         self._say(f"sweep: {len(self.trials)} trials ({len(todo)} to run) on {where}")
         dashboard = _dashboard(client)
         if dashboard:
