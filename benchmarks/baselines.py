@@ -230,3 +230,66 @@ def nnscratch_inference(backend: str) -> Callable[..., Work]:
         model = nnscratch.MLP((hidden,), backend=backend, dtype=dtype)
         return lambda: model.predict(x)
     return prepare
+
+
+# --- whole runs, as a user starts them (benchmarks/test_end_to_end.py) -------------------------
+
+def blog_run(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+             iterations: int) -> Work:
+    """The posts' loop: ``iterations`` full-batch steps from the scaled images, the training
+    accuracy worked out every 10th iteration (they print it), float64 as they wrote it."""
+    def run() -> None:
+        model, X = Blog(10, np.random.default_rng(0)), x.T / 255.0
+        for i in range(iterations):
+            model.step(X, y, 0.1)
+            if i % 10 == 0:
+                np.mean(model.predict(X) == y)
+    return run
+
+
+def plain_run(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+              hidden: int, epochs: int, dtype: str) -> Work:
+    """``epochs`` mini-batch epochs of plain NumPy, the test accuracy after each."""
+    scale = np.asarray(255, dtype)
+
+    def run() -> None:
+        params, rng = _plain_params(hidden, dtype), np.random.default_rng(1)
+        W1, b1, W2, b2 = params
+        for _ in range(epochs):
+            order = rng.permutation(len(y))
+            for start in range(0, len(y), 128):
+                rows = order[start:start + 128]
+                _plain_step(params, x[rows] / scale, y[rows], 0.1)
+            predicted = (np.maximum((x_test / scale) @ W1 + b1, 0) @ W2 + b2).argmax(axis=1)
+            np.mean(predicted == y_test)
+    return run
+
+
+def torch_run(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+              hidden: int, epochs: int, dtype: str) -> Work:
+    """A hand-written PyTorch eager loop: ``epochs`` mini-batch epochs, the test accuracy and
+    loss after each."""
+    def run() -> None:
+        torch, net, opt = _torch_model(hidden, dtype)
+        X, Y, rng = torch.from_numpy(x), torch.from_numpy(y), np.random.default_rng(1)
+        X_test, Y_test = torch.from_numpy(x_test), torch.from_numpy(y_test)
+        kind = getattr(torch, dtype)
+        for _ in range(epochs):
+            order = torch.from_numpy(rng.permutation(len(y)))
+            for start in range(0, len(y), 128):
+                rows = order[start:start + 128]
+                _torch_step(torch, net, opt, X[rows].to(kind) / 255, Y[rows])
+            with torch.inference_mode():
+                logits = net(X_test.to(kind) / 255)
+                torch.nn.functional.cross_entropy(logits, Y_test)
+                (logits.argmax(dim=1) == Y_test).float().mean()
+    return run
+
+
+def nnscratch_run(backend: str) -> Callable[..., Work]:
+    """train() as a user calls it, with its default reporting (no progress bar off a
+    terminal), on data already loaded."""
+    def prepare(data: nnscratch.MnistData, dtype: str, **settings: object) -> Work:
+        return lambda: nnscratch.train(data, backend=backend, dtype=dtype, progress=False,
+                                       **settings)
+    return prepare

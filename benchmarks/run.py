@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 FLOOR = "blas-floor"
-CASE_ORDER = ("blog-step", "epoch-128", "epoch-800", "inference", "transfer")
+CASE_ORDER = ("run-blog", "blog-step", "run-128", "epoch-128", "run-800", "epoch-800",
+              "first-command", "inference", "transfer")
 
 
 def run_suite(results: Path, threads: int | None, quick: bool, select: str | None) -> Path:
