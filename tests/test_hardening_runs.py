@@ -698,7 +698,8 @@ def test_an_evaluation_that_overflows_is_divergence_not_a_damaged_model():
     """One full-batch step with a learning rate of 1e20 leaves weights whose outputs on the test
     rows overflow: the run reports divergence (the model is fine as a file; its training blew)."""
     with pytest.raises(nnscratch.TrainingDivergedError) as error:
-        nnscratch.train(DATA, batch_size=None, epochs=2, lr=1e20, hidden=(8,), progress=False)
+        nnscratch.train(DATA, batch_size=None, epochs=2, lr=1e20, hidden=(8,), eval_every=1,
+                        progress=False)
     assert "loss on held-out images became" in one_line(error.value)
 
 

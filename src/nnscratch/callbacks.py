@@ -20,13 +20,15 @@ class EpochStats:
     """What one epoch did. ``loss`` and ``train_accuracy`` are running figures: the mean over
     the epoch's batches, each measured just before its update. ``seconds`` is the training time
     alone; the evaluations after it are not counted. ``lr`` is the epoch's learning rate;
-    ``val_loss`` and ``val_accuracy`` are None without a validation split."""
+    ``val_loss`` and ``val_accuracy`` are None without a validation split; the test and
+    validation figures are None for an epoch after which they were not evaluated (see
+    ``eval_every``)."""
 
     epoch: int
     loss: float
     train_accuracy: float
-    test_loss: float
-    test_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
     seconds: float
     lr: float | None = None
     val_loss: float | None = None
@@ -91,9 +93,10 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
     val = ("" if stats.val_accuracy is None else
            f"val loss {stats.val_loss:.4f}  val acc {stats.val_accuracy:6.2%}  ")
     lr = "" if stats.lr is None else f"lr {stats.lr:.3g}  "
+    test = ("" if stats.test_accuracy is None else
+            f"test loss {stats.test_loss:.4f}  test acc {stats.test_accuracy:6.2%}  ")
     return (f"epoch {stats.epoch:{width}d}/{epochs}  loss {stats.loss:.4f}  "
-            f"train acc {stats.train_accuracy:6.2%}  {val}test loss {stats.test_loss:.4f}  "
-            f"test acc {stats.test_accuracy:6.2%}  {lr}{stats.seconds:6.2f}s")
+            f"train acc {stats.train_accuracy:6.2%}  {val}{test}{lr}{stats.seconds:6.2f}s")
 
 
 class ProgressPrinter(Callback):

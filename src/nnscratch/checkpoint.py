@@ -96,7 +96,8 @@ def _position_problem(p: dict[str, Any], trainer: Trainer) -> str | None:
     best, loss = p["best_epoch"], p["best_val_loss"]
     if not s.validation and (best is not None or loss is not None):
         return "it tracks a best epoch, but the run has no validation split"
-    if best is None and loss is None and (not s.validation or epoch == 1):
+    if best is None and loss is None and (not s.validation or not any(
+            trainer.evaluates(e) for e in range(1, epoch))):  # nothing was evaluated yet
         return None
     if not (_is_int(best) and 1 <= best < epoch and _is_number(loss)):
         return f"its best epoch {best!r:.40} (validation loss {loss!r:.40}) is impossible"
@@ -110,10 +111,12 @@ def _history_problem(p: dict[str, Any], trainer: Trainer) -> str | None:
     for number, stats in enumerate(history, start=1):
         if not isinstance(stats, dict) or sorted(stats) != sorted(_STATS_FIELDS):
             return f"its history's epoch {number} does not have nnscratch's fields"
-        if stats["epoch"] != number or (stats["val_loss"] is None) == validation:
+        evaluated = trainer.evaluates(number)
+        if (stats["epoch"] != number or (stats["val_loss"] is None) == (validation and evaluated)
+                or (stats["test_loss"] is None) == evaluated):
             return f"its history's epoch {number} is not the run's epoch {number}"
         numbers = [stats[name] for name in _STATS_FIELDS[1:]
-                   if stats[name] is not None or not name.startswith("val_")]
+                   if stats[name] is not None or not name.startswith(("val_", "test_"))]
         if not all(_is_number(value) for value in numbers):
             return f"its history's epoch {number} holds a value that is not a finite number"
     return None

@@ -194,11 +194,11 @@ def _curves(figure: Any, metrics: list[dict[str, Any]]) -> None:
     for axes, keys in ((loss, ("loss", "val_loss", "test_loss")),
                        (accuracy, ("train_accuracy", "val_accuracy", "test_accuracy"))):
         for key, label in zip(keys, ("training (running)", "validation", "test")):
-            values = _series(metrics, key)
-            if values is not None:
+            points = [(e, row[key]) for e, row in zip(epochs, metrics) if row[key] is not None]
+            if points:  # the epochs that were evaluated (see eval_every)
                 scale = 100 if axes is accuracy else 1
-                axes.plot(epochs, [scale * v for v in values], marker="o", markersize=3,
-                          label=label)
+                axes.plot([e for e, _ in points], [scale * v for _, v in points], marker="o",
+                          markersize=3, label=label)
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)

@@ -315,7 +315,7 @@ def read_metrics(folder: Path) -> list[dict[str, float | int | None]]:
 
 def _number(key: str, value: str) -> float | int | None:
     if value == "":
-        if key in ("epoch", "lr", "loss", "train_accuracy", "test_loss", "test_accuracy"):
+        if key in ("epoch", "lr", "loss", "train_accuracy"):
             raise ValueError(f"its {key} is empty")
         return None
     if key == "epoch":

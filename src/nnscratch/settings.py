@@ -213,6 +213,10 @@ class TrainSettings:
         None, EPOCHS_OR_NONE,
         "with --validation, stop after N epochs without a better validation loss",
         metavar="N", shown="train all --epochs")
+    eval_every: int | None = _setting(
+        None, EPOCHS_OR_NONE,
+        "evaluate the test (and validation) images every N epochs and after the last one",
+        metavar="N", shown="every epoch; every 10th for full-batch runs, one step an epoch")
     scaling: str = _setting(
         "auto", _choice(SCALINGS), "how inputs are prepared: pixels (0-255, divided by 255), "
         "standardize (each feature by the training set's mean and spread, kept in the model), "

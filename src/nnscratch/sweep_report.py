@@ -36,8 +36,7 @@ import numpy as np
 from . import report, runs
 from ._fileio import write_text
 from .errors import NNScratchError
-from .report import (_STYLE, PLOT_HINT, _format_metric, _note, _picture, _png, _section,
-                     _series)
+from .report import _STYLE, PLOT_HINT, _format_metric, _note, _picture, _png, _section
 from .sweep_spec import _shown
 
 __all__ = ["write_sweep_report", "TOP_CURVES", "HEATMAP_SIDE"]
@@ -333,19 +332,23 @@ def _curves(figure: Any, curves: Sequence[tuple[Mapping[str, Any], list[dict[str
     figure.set_size_inches(10, 4.5)
     axes = figure.subplots()
     for row, metrics in curves:
-        epochs = [line["epoch"] for line in metrics]
         label = _plain(f"{row.get('trial')} ({_settings_text(row, swept)})" if swept
                        else str(row.get("trial")))
-        test, = axes.plot(epochs, [100 * line["test_accuracy"] for line in metrics],
+        # The epochs that were evaluated (every one, unless the trial set eval_every).
+        tested = [line for line in metrics if line["test_accuracy"] is not None]
+        test, = axes.plot([line["epoch"] for line in tested],
+                          [100 * line["test_accuracy"] for line in tested],
                           marker="o", markersize=3, label=label)
-        validation = _series(metrics, "val_accuracy")
-        if validation is not None:  # the same trial's colour
-            axes.plot(epochs, [100 * v for v in validation], color=test.get_color(),
-                      linestyle="--")
+        validated = [line for line in metrics if line["val_accuracy"] is not None]
+        if validated:  # the same trial's colour
+            axes.plot([line["epoch"] for line in validated],
+                      [100 * line["val_accuracy"] for line in validated],
+                      color=test.get_color(), linestyle="--")
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("accuracy (%)")
-    dashed = "; dashed: validation" if any(_series(m, "val_accuracy") for _, m in curves) else ""
+    dashed = ("; dashed: validation" if any(line["val_accuracy"] is not None
+                                            for _, m in curves for line in m) else "")
     axes.set_title(f"test accuracy per epoch of the best trials by {_WORDS[metric]}{dashed}")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

@@ -513,6 +513,9 @@ class _Session:
 
     def _evaluate(self, lr: float) -> EpochStats:
         t, pos = self.trainer, self.position
+        if not t.evaluates(pos.epoch):
+            return EpochStats(pos.epoch, pos.loss_sum / pos.seen, pos.correct / t.n, None, None,
+                              pos.seconds, lr)
         test = t.evaluate_test()
         val = t.evaluate_validation()
         for scores in (test, val or test):
@@ -543,7 +546,9 @@ class _Session:
             pos.epochs_without_improvement = 0
             self.best_params = self.trainer.model.params()
             return
-        pos.epochs_without_improvement += 1
+        # Counted in epochs, whichever of them were evaluated (see eval_every).
+        evaluated = [s.epoch for s in pos.history[:-1] if s.val_loss is not None]
+        pos.epochs_without_improvement += stats.epoch - (evaluated[-1] if evaluated else 0)
         patience = self.settings.patience
         pos.stopped_early = patience is not None and pos.epochs_without_improvement >= patience
 
