@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -433,7 +432,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     pip install "nnscratch[sweep]".
     """
     from .sweep_spec import read_spec
-    from .sweeps import SCHEDULER_ENV, SweepInterrupted, sweep
+    from .sweeps import SweepInterrupted, sweep
 
     if args.resume is not None and (args.spec is not None or args.out is not None):
         raise NNScratchError("--resume takes the sweep folder alone: its spec and folder are "
@@ -452,10 +451,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.resume is None and args.out is None:
         raise NNScratchError("--out is needed: the folder to write the sweep's trials and "
                              "results in (e.g. --out sweeps/NAME)")
-    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV)
-    if scheduler and (args.workers is not None or args.threads_per_trial is not None):
-        raise NNScratchError(f"--workers and --threads-per-trial size the local cluster; the "
-                             f"cluster at {scheduler} has the workers it was started with")
     try:
         result = sweep(args.spec, args.out, resume=args.resume, scheduler=args.scheduler,
                        workers=args.workers, threads_per_trial=args.threads_per_trial,

@@ -273,15 +273,20 @@ def _cell(value: Any) -> str:
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
 
 
-def write_metrics(folder: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write metrics.csv: a header and one row per epoch (empty cells for missing values;
-    floats written in full, so reading them back gives the same numbers)."""
+def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write a CSV table atomically: the header ``columns``, then a line per row (empty cells
+    for missing values; floats written in full, so reading them back gives the same numbers)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(METRIC_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in METRIC_COLUMNS])
-    write_text(folder / METRICS, buffer.getvalue())
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    write_text(path, buffer.getvalue())
+
+
+def write_metrics(folder: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write metrics.csv: a header and one row per epoch (see :func:`write_csv`)."""
+    write_csv(folder / METRICS, METRIC_COLUMNS, rows)
 
 
 def read_metrics(folder: Path) -> list[dict[str, float | int | None]]:

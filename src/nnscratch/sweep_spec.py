@@ -95,10 +95,15 @@ class SweepSpec:
     halving: dict[str, int] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def varying(self) -> list[str]:
+        """The settings that differ between trials: what the sweep sweeps."""
+        return [name for name in TrainSettings.names()
+                if len({_shown(getattr(t.settings, name)) for t in self.trials}) > 1]
+
     def table(self) -> str:
         """The trials as a text table: name, then each setting that varies between trials."""
-        varying = [name for name in TrainSettings.names()
-                   if len({_shown(getattr(t.settings, name)) for t in self.trials}) > 1]
+        varying = self.varying
         rows = [["trial", *varying]] + [[t.name, *(_shown(getattr(t.settings, name))
                                                    for name in varying)] for t in self.trials]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

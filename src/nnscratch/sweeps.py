@@ -42,7 +42,7 @@ from ._fileio import as_path, make_folder, open_regular, read_json, json_text, w
 from ._version import __version__
 from .callbacks import Callback, history_as_dicts
 from .errors import ConfigError, NNScratchError, RunFolderError
-from .settings import TrainSettings
+from .settings import POSITIVE_INT, SettingsError, TrainSettings
 from .sweep_spec import SweepSpec, Trial, parse_spec, read_spec
 
 __all__ = ["sweep", "SweepResult", "SweepInterrupted", "run_trial", "read_results",
@@ -202,19 +202,6 @@ def _pending(trial: Trial) -> dict[str, Any]:
     return _row(trial, {"status": "pending"})
 
 
-def _csv_cell(value: Any) -> str:
-    return "" if value is None else str(value)  # a float's shortest text that reads back exact
-
-
-def _write_results(folder: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(RESULT_COLUMNS)
-    for row in rows:
-        writer.writerow([_csv_cell(row[name]) for name in RESULT_COLUMNS])
-    write_text(folder / RESULTS, text.getvalue())
-
-
 def read_results(folder: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a sweep's results.csv, typed as :func:`sweep` returns them; a file that is
     not one nnscratch wrote is a :class:`~nnscratch.errors.RunFolderError` naming the line."""
@@ -309,38 +296,37 @@ def is_sweep_folder(folder: str | os.PathLike) -> bool:
     return (Path(folder) / STATE).is_file()
 
 
-def _varying(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The settings that differ between trials: what the sweep swept."""
-    return [name for name in TrainSettings.names()
-            if len({str(row[name]) for row in rows}) > 1]
-
-
 def build_sweep_report(folder: str | os.PathLike) -> Path:
     """Write a sweep folder's report.html again from its results.csv and trials; its path."""
     from .sweep_report import write_sweep_report
 
     location = Path(folder)
-    if not is_sweep_folder(location):
-        raise RunFolderError(f"{location} is not a sweep folder: it has no {STATE}")
-    rows = read_results(location)
-    return write_sweep_report(location, rows, _varying(rows))
+    spec = _recorded_spec(location)
+    return write_sweep_report(location, read_results(location), spec.varying)
+
+
+def _recorded_spec(folder: Path) -> SweepSpec:
+    """The spec a sweep folder recorded in its sweep.json, checked again."""
+    if not is_sweep_folder(folder):
+        raise RunFolderError(f"{folder} is not a sweep folder: it has no {STATE}")
+    with open_regular(folder / STATE, RunFolderError, "a sweep's record") as handle:
+        try:
+            record = read_json(handle.read().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RunFolderError(f"{folder / STATE} is damaged: {exc}") from None
+    if (not isinstance(record, dict) or record.get("format") != SWEEP_FORMAT
+            or not isinstance(record.get("spec"), dict)):
+        raise RunFolderError(f"{folder / STATE} is not a sweep record nnscratch wrote")
+    return parse_spec(record["spec"], str(folder / STATE))
 
 
 def _open_folder(resume: str | os.PathLike) -> tuple[Path, SweepSpec, runs.RunFolderLock]:
     folder = as_path(resume, ConfigError, "resume")
-    if not (folder / STATE).is_file():
+    if not is_sweep_folder(folder):
         raise RunFolderError(f"{folder} is not a sweep folder: it has no {STATE}")
     lock = runs.RunFolderLock(folder)
     try:
-        with open_regular(folder / STATE, RunFolderError, "a sweep's record") as handle:
-            try:
-                record = read_json(handle.read().decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise RunFolderError(f"{folder / STATE} is damaged: {exc}") from None
-        if (not isinstance(record, dict) or record.get("format") != SWEEP_FORMAT
-                or not isinstance(record.get("spec"), dict)):
-            raise RunFolderError(f"{folder / STATE} is not a sweep record nnscratch wrote")
-        spec = parse_spec(record["spec"], str(folder / STATE))
+        spec = _recorded_spec(folder)
     except BaseException:
         lock.release()
         raise
@@ -393,10 +379,6 @@ def _client(scheduler: str | None, workers: int | None,
     LocalCluster of ``workers`` processes (default: one per core) made for the sweep."""
     distributed = _dask()
     if scheduler:
-        if workers is not None or threads_per_trial is not None:
-            raise ConfigError(f"{'workers' if workers is not None else 'threads_per_trial'} "
-                              f"sizes the local cluster; a cluster given by its scheduler has "
-                              f"the workers it was started with")
         try:
             client = distributed.Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
@@ -459,12 +441,6 @@ def _dashboard(client: Any) -> str | None:
 
 # --- the sweep --------------------------------------------------------------------------------
 
-def _check_count(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                              or value < 1):
-        raise ConfigError(f"{name} must be a whole number of at least 1; got {value!r:.40}")
-
-
 def sweep(spec: str | os.PathLike | SweepSpec | None = None,
           out: str | os.PathLike | None = None, *, resume: str | os.PathLike | None = None,
           data: Any = None, scheduler: str | None = None, workers: int | None = None,
@@ -488,8 +464,14 @@ def sweep(spec: str | os.PathLike | SweepSpec | None = None,
     """
     from .callbacks import make_callbacks  # the same rule for `progress` as train()'s
 
-    _check_count("workers", workers)
-    _check_count("threads_per_trial", threads_per_trial)
+    for name, value in (("workers", workers), ("threads_per_trial", threads_per_trial)):
+        if value is not None:
+            POSITIVE_INT.check(name, value)
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV)
+    if scheduler and (workers is not None or threads_per_trial is not None):
+        raise SettingsError("{workers} and {threads_per_trial} size the local cluster; the "
+                            "cluster at {scheduler} has the workers it was started with",
+                            scheduler=scheduler)
     bar = bool(make_callbacks(progress, None))
     if (spec is None) == (resume is None):
         raise ConfigError("give either a spec (a new sweep) or resume (a sweep folder to "
@@ -514,8 +496,7 @@ def sweep(spec: str | os.PathLike | SweepSpec | None = None,
         _dask()  # without Dask nothing can run, and nothing is written
         if data is None:  # read once, here, before a cluster starts
             data = _load_data(spec.data)
-        with _client(scheduler or os.environ.get(SCHEDULER_ENV), workers,
-                     threads_per_trial) as (client, where):
+        with _client(scheduler, workers, threads_per_trial) as (client, where):
             if folder is None:
                 folder, lock = _new_folder(out, spec)
             return _Sweep(folder, spec, bar, progress is not False).run(client, where, data)
@@ -631,12 +612,12 @@ class _Sweep:
         return [self.rows[name] for name in self.trials]
 
     def _write(self, report: bool = False) -> Path | None:
-        _write_results(self.folder, self._ordered())
+        runs.write_csv(self.folder / RESULTS, RESULT_COLUMNS, self._ordered())
         if not report:
             return None
         from .sweep_report import write_sweep_report
 
-        return write_sweep_report(self.folder, self._ordered(), _varying(self._ordered()))
+        return write_sweep_report(self.folder, self._ordered(), self.spec.varying)
 
     def _settle(self, trial: Trial, outcome: Mapping[str, Any]) -> None:
         self.rows[trial.name] = _row(trial, outcome)

@@ -552,21 +552,22 @@ class _Session:
         patience = self.settings.patience
         pos.stopped_early = patience is not None and pos.epochs_without_improvement >= patience
 
-    def _paused(self) -> TrainResult:
-        """The result of a run stopped by ``pause_after``: its epochs so far and its current
-        parameters; the checkpoint written after the last epoch continues it."""
+    def _result(self, paused: bool = False) -> TrainResult:
         pos = self.position
         return TrainResult(self.trainer.model, pos.history, self.settings, self.mnist.source,
                            self.mnist.is_sample, best_epoch=pos.best_epoch,
-                           run_dir=self.folder, paused=True)
+                           run_dir=self.folder, paused=paused)
+
+    def _paused(self) -> TrainResult:
+        """The result of a run stopped by ``pause_after``: its epochs so far and its current
+        parameters; the checkpoint written after the last epoch continues it."""
+        return self._result(paused=True)
 
     def _finish(self) -> TrainResult:
-        pos, model = self.position, self.trainer.model
+        pos = self.position
         if self.best_params is not None:
-            model.set_params(self.best_params)
-        result = TrainResult(model, pos.history, self.settings, self.mnist.source,
-                             self.mnist.is_sample, best_epoch=pos.best_epoch,
-                             run_dir=self.folder)
+            self.trainer.model.set_params(self.best_params)
+        result = self._result()
         if pos.stopped_early:
             result.extra["stopped_early"] = True
         if self.folder is not None:
