@@ -61,6 +61,12 @@ class Backend:
     #: True when :meth:`pixels_matmul` and its backward read uint8 images faster than floats:
     #: full-batch training then keeps the images as uint8 instead of scaling a float copy once.
     reads_pixels_directly: bool = False
+    #: About how many bytes a training step's activations and their gradients may take: a
+    #: batch whose rows need more is computed in blocks of rows (never under
+    #: ``nnscratch.model.MIN_BLOCK_ROWS``), whose gradients are summed. Each block's images are then read
+    #: once, while they are in the cache, for the forward pass and the weight gradients, and the
+    #: step's memory grows with the block, not with the batch.
+    block_bytes: int = 16 * 2**20
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -202,18 +208,28 @@ class Backend:
         loss = xp.mean(xp.log(sums[:, 0]) - correct)
         return loss, probs
 
-    def softmax_cross_entropy_backward(self, probs: Array, labels: Array) -> Array:
+    def softmax_cross_entropy_backward(self, probs: Array, labels: Array,
+                                       batch_rows: int | None = None) -> Array:
         """In place on ``probs`` (n, c): the gradient of the *mean* loss with respect to the
-        logits, ``(probs - onehot(labels)) / n``.
+        logits, ``(probs - onehot(labels)) / batch_rows``.
+
+        ``batch_rows`` is the number of rows the mean is over: by default ``n``; a block of a
+        larger batch (see :attr:`block_bytes`) passes the batch's.
         """
         n = probs.shape[0]
         probs[self.xp.arange(n), labels] -= 1
-        probs /= n
+        probs /= n if batch_rows is None else batch_rows
         return probs
 
     def sum_rows(self, a: Array) -> Array:
         """A new (d,) array: the sum of the rows of ``a`` (n, d). Gives per-unit bias gradients."""
         return a.sum(axis=0)
+
+    def accumulate(self, total: Array, part: Array) -> Array:
+        """In place on ``total``: add ``part`` (same shape and dtype), as when the gradients of
+        a batch's blocks are summed."""
+        total += part
+        return total
 
     # --- results and updates --------------------------------------------------------------
 

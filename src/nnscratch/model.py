@@ -82,6 +82,10 @@ def _generator(seed: Any) -> Any:
     return _rng.generators(seed)[0]
 
 
+#: The fewest rows :meth:`MLP.gradients` takes at a time: batches up to this size are never
+#: split into blocks, whatever the backend's ``block_bytes``.
+MIN_BLOCK_ROWS = 1024
+
 # Training holds each parameter four times (the weights, their gradients and, with Adam, two
 # moments) and, per layer, a batch's activations and their gradients; the batch is
 # TrainSettings' default. What a model needs beyond that is the data's business.
@@ -276,13 +280,59 @@ class MLP:
     def gradients(self, x: Any, labels: Any) -> tuple[Any, Any, dict[str, Any]]:
         """One forward and backward pass on backend arrays: ``x`` (n, d) as in
         :meth:`forward`, ``labels`` integer (n,). Returns the mean loss and the number of correct
-        predictions (both 0-d backend arrays, not waited for) and the gradients."""
+        predictions (both 0-d backend arrays, not waited for) and the gradients.
+
+        A batch larger than :meth:`block_rows` (a full batch, say) is taken in blocks of rows:
+        each block's forward pass, loss gradient and weight-gradient terms are computed while
+        its images are in the cache, and the terms are summed. The result equals the one-pass
+        result within the dtype's rounding; batches of a block or less take the one pass."""
+        n = x.shape[0]
+        size = self.block_rows(n)
+        if n <= size:
+            return self._block_gradients(self._block_inputs(x), labels, n)
+        blocks = -(-n // size)
+        size = -(-n // blocks)
+        size += -size % 8  # blocks start on rows a backend's kernels can take in pairs or fours
+        b = self.backend
+        loss = correct = grads = None
+        for start in range(0, n, size):
+            rows = self._block_inputs(x[start:start + size])
+            part_loss, part_correct, part = self._block_gradients(
+                rows, labels[start:start + size], n)
+            part_loss = part_loss * (rows.shape[0] / n)  # the block's share of the mean
+            if grads is None:
+                loss, correct, grads = part_loss, part_correct, part
+                continue
+            loss, correct = loss + part_loss, correct + part_correct
+            for name, total in grads.items():
+                b.accumulate(total, part[name])
+        return loss, correct, grads
+
+    def block_rows(self, n: int) -> int:
+        """How many rows of an ``n``-row batch a training step takes at a time: as many as
+        fit the backend's :attr:`~nnscratch.Backend.block_bytes` of activations, at least
+        :data:`MIN_BLOCK_ROWS` (so mini-batches are one block), at most ``n``."""
+        itemsize = 4 if self.dtype == "float32" else 8
+        per_row = itemsize * (self.layer_sizes[0] + 2 * sum(self.layer_sizes[1:]))
+        return min(n, max(MIN_BLOCK_ROWS, self.backend.block_bytes // per_row))
+
+    def _block_inputs(self, x: Any) -> Any:
+        """The rows ``x`` as the first layer's two products take them: uint8 pixels scaled to
+        floats once (not once per product), unless the backend reads pixels directly."""
+        if str(x.dtype) == "uint8" and not self.backend.reads_pixels_directly:
+            return self.backend.pixels_to_float(x, self.dtype)
+        return x
+
+    def _block_gradients(self, x: Any, labels: Any, batch_rows: int) -> tuple[Any, Any, Any]:
+        """:meth:`gradients` of the rows ``x``, part of a batch of ``batch_rows`` rows: the
+        loss is these rows' mean, the gradients their share of the batch's."""
         b = self.backend
         logits, activations = self.forward(x)
         correct = b.count_correct(logits, labels)
         loss, probs = b.softmax_cross_entropy(logits, labels)
-        grads = self.backward(b.softmax_cross_entropy_backward(probs, labels), activations)
-        return loss, correct, grads
+        dlogits = b.softmax_cross_entropy_backward(
+            probs, labels, None if batch_rows == x.shape[0] else batch_rows)
+        return loss, correct, self.backward(dlogits, activations)
 
     def fit_batch(self, x: Any, labels: Any, optimizer: Any) -> tuple[Any, Any]:
         """One training step on backend arrays (see :meth:`gradients`); returns the batch's

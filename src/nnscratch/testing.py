@@ -31,9 +31,11 @@ Needs pytest and hypothesis (the ``test`` extra). Names listed in ``NNSCRATCH_RE
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +367,16 @@ class OperationsSuite(_BackendFixtures):
         assert_same_array(grad, Reference.softmax_cross_entropy_backward(probs, labels), dtype,
                           scale=1.0 / n, what="softmax_cross_entropy_backward")
         np.testing.assert_allclose(grad.sum(axis=1), 0.0, rtol=0, atol=tolerance(dtype)[0])
+        # a block of a batch of 1,000 rows: the mean is over the batch
+        grad = _call(backend, "softmax_cross_entropy_backward", probs, labels, batch_rows=1000)
+        assert_same_array(grad, Reference.softmax_cross_entropy_backward(probs, labels) * n / 1000,
+                          dtype, scale=1.0 / 1000, what="softmax_cross_entropy_backward of a block")
+
+    @pytest.mark.parametrize("shape", [(10,), (784, 10), (3, 5)])
+    def test_accumulate(self, backend, dtype, shape):
+        total, part = _normal(1, shape, dtype), _normal(2, shape, dtype)
+        expected = total + part  # one correctly rounded addition: every backend's bits
+        _assert_identical(_call(backend, "accumulate", total, part), expected, "accumulate")
 
     @pytest.mark.parametrize("n,d", [(1, 10), (13, 17), (128, 800), (60_000, 10)])
     def test_sum_rows(self, backend, dtype, n, d):
@@ -502,6 +514,47 @@ class GradientSuite(_BackendFixtures):
                                                                       backend.asarray(labels)))
         error = np.linalg.norm(numeric - exact) / (np.linalg.norm(numeric) + np.linalg.norm(exact))
         assert error <= 1e-6
+
+
+    @pytest.mark.parametrize("hidden", [(16,), (6, 5)])
+    @pytest.mark.parametrize("pixels", [True, False], ids=["uint8", "floats"])
+    def test_blocked_gradients_match_one_pass(self, backend, dtype, hidden, pixels):
+        """A batch too big for the backend's ``block_bytes`` is taken in blocks of rows (here
+        three, the last shorter): its loss, correct count and gradients equal the one-pass
+        result within the dtype's rounding."""
+        data = synthetic_data(784, 10, n=3000)
+        x, y = data.x_train[:2501], data.y_train[:2501]
+        images = backend.asarray(x if pixels else Reference.pixels_to_float(x).astype(dtype))
+        labels = backend.asarray(y)
+        model = MLP(hidden, backend=backend, dtype=dtype, init="xavier", seed=5)
+        one_pass = MLP.from_params(model.params(), backend="numpy", dtype="float64")
+        loss, correct, grads = one_pass.gradients(Reference.pixels_to_float(x), y)
+        with _blocks_of_at_least(backend, 1):
+            assert model.block_rows(len(x)) < len(x)  # blocks, or this would test nothing
+            block_loss, block_correct, block_grads = model.gradients(images, labels)
+        assert int(_host(backend, block_correct)) == int(correct)
+        assert_same_array(_host(backend, block_loss), float(loss), dtype,
+                          scale=float(loss), what="blocked loss")
+        for name, expected in grads.items():
+            # each entry sums one term per row: judged against the sum of the terms' sizes
+            assert_same_array(_host(backend, block_grads[name]), expected, dtype,
+                              scale=float(np.abs(expected).max()) * np.sqrt(len(x)),
+                              what=f"blocked {name}")
+
+
+@contextlib.contextmanager
+def _blocks_of_at_least(backend: Any, block_bytes: int) -> Iterator[None]:
+    """``backend`` with its ``block_bytes`` set (blocks of the fewest rows, for 1) meanwhile."""
+    had = "block_bytes" in vars(backend)
+    saved = backend.block_bytes
+    backend.block_bytes = block_bytes
+    try:
+        yield
+    finally:
+        if had:
+            backend.block_bytes = saved
+        else:
+            del backend.block_bytes
 
 
 class _LossRecorder(Callback):

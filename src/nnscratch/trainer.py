@@ -117,12 +117,15 @@ class Trainer:
         self.n = len(x_train)
         self.batch_size = self.n if s.batch_size is None else min(s.batch_size, self.n)
         # Pixels travel as uint8 (a quarter of float32's bytes) and are scaled per batch.
-        self.x_train = b.asarray(x_train)
+        # Full batch: every step reads all images, so they are scaled once, not once per step
+        # (scaling them block by block would cost about half a NumPy step, benchmarks/NOTES.md),
+        # unless the backend reads the uint8 images faster than a float copy. The float copy is
+        # then all the trainer keeps: the uint8 images it was made from are not copied.
+        full = self.batch_size == self.n
+        self.x_train = b.asarray(x_train, copy=not full or b.reads_pixels_directly)
         self.y_train = b.asarray(y_train)
-        # Full batch: every step reads all images, so scale them once, not once per step,
-        # unless the backend reads the uint8 images faster than a float copy.
         self.x_full = None
-        if self.batch_size == self.n:
+        if full:
             self.x_full = (self.x_train if b.reads_pixels_directly
                            else b.pixels_to_float(self.x_train, dtype))
         self.x_test = b.pixels_to_float(b.asarray(data.x_test, copy=False), dtype)

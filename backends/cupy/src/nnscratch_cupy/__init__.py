@@ -159,11 +159,13 @@ class CupyBackend(Backend):
         k.softmax_cross_entropy(logits, labels, logits.shape[1], probs, row_losses)
         return k.mean_in_double(row_losses), probs
 
-    def softmax_cross_entropy_backward(self, probs: Array, labels: Array) -> Array:
+    def softmax_cross_entropy_backward(self, probs: Array, labels: Array,
+                                       batch_rows: int | None = None) -> Array:
         if not _are_logits(probs, labels):
-            return super().softmax_cross_entropy_backward(probs, labels)
+            return super().softmax_cross_entropy_backward(probs, labels, batch_rows)
         n, c = probs.shape
-        return self._kernels.softmax_cross_entropy_backward(labels, c, n, probs)
+        return self._kernels.softmax_cross_entropy_backward(
+            labels, c, n if batch_rows is None else batch_rows, probs)
 
     def sum_rows(self, a: Array) -> Array:
         if not (a.ndim == 2 and a.dtype in _FLOATS):

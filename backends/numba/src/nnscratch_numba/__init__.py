@@ -247,10 +247,12 @@ class NumbaBackend(Backend):
         loss = numpy.array(total / n if n else numpy.nan, dtype=logits.dtype)
         return loss, probs
 
-    def softmax_cross_entropy_backward(self, probs: Array, labels: Array) -> Array:
+    def softmax_cross_entropy_backward(self, probs: Array, labels: Array,
+                                       batch_rows: int | None = None) -> Array:
         if not _are_logits(probs, labels):
-            return super().softmax_cross_entropy_backward(probs, labels)
-        self._kernels.softmax_cross_entropy_backward(probs, labels)
+            return super().softmax_cross_entropy_backward(probs, labels, batch_rows)
+        self._kernels.softmax_cross_entropy_backward(
+            probs, labels, probs.shape[0] if batch_rows is None else batch_rows)
         return probs
 
     def sum_rows(self, a: Array) -> Array:
@@ -299,4 +301,4 @@ class NumbaBackend(Backend):
 # the weight gradient's partial sums; rows from which the product is split across threads.
 _NARROW = 16
 _CHUNK_ROWS = 1024
-_THREADED_ROWS = 8192
+_THREADED_ROWS = 2048

@@ -292,10 +292,11 @@ def normalize_cross_entropy(shifted, labels, probs):
 
 
 @_jit
-def softmax_cross_entropy_backward(probs, labels):
+def softmax_cross_entropy_backward(probs, labels, batch_rows):
+    """probs = (probs - onehot(labels)) / batch_rows, in place."""
     n, classes = probs.shape
     _check_labels(labels, n)
-    count, one = probs.dtype.type(n), probs.dtype.type(1)
+    count, one = probs.dtype.type(batch_rows), probs.dtype.type(1)
     for i in range(n):
         probs[i, _label_at(labels, i, classes)] -= one
         for j in range(classes):
