@@ -72,6 +72,25 @@ def op_calls(dtype, n, d):
     ]
 
 
+def product_calls(dtype, n):
+    """The products of a step of the posts' network (784-10-10) on ``n`` rows: the first
+    layer's kernels on uint8 pixels and on floats, and the narrow products on BLAS."""
+    rng = np.random.default_rng(n)
+    pixels = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
+    floats = (pixels / 255).astype(dtype)
+    w1, w2 = _normal(7, (784, 10), dtype, 0.05), _normal(8, (10, 10), dtype)
+    a, dz = np.maximum(_normal(9, (n, 10), dtype), 0), _normal(10, (n, 10), dtype, 1e-3)
+    return [
+        ("pixels_matmul", "pixels_matmul", (pixels, w1), {}),
+        ("pixels_matmul of floats", "pixels_matmul", (floats, w1), {}),
+        ("pixels_matmul_backward", "pixels_matmul_backward", (pixels, dz), {}),
+        ("pixels_matmul_backward of floats", "pixels_matmul_backward", (floats, dz), {}),
+        ("matmul", "matmul", (a, w2), {}),
+        ("matmul transpose_b", "matmul", (dz, w2), {"transpose_b": True}),
+        ("matmul transpose_a", "matmul", (a, dz), {"transpose_a": True}),
+    ]
+
+
 def run_op(backend, method, args, kwargs):
     """Call ``method`` on fresh copies of the host inputs; every array it returns or updates in
     place, as host arrays."""
@@ -97,10 +116,67 @@ SIZES = [(128, 10), (128, 800), (60_000, 10)]
 
 @pytest.mark.parametrize("n,d", SIZES)
 def test_every_kernel_gives_the_same_bits_on_repeated_calls(numba_backend, dtype, n, d):
-    for what, method, args, kwargs in op_calls(dtype, n, d):
+    for what, method, args, kwargs in op_calls(dtype, n, d) + product_calls(dtype, n):
         first = run_op(numba_backend, method, args, kwargs)
         for _ in range(3):
             assert_same_bits(run_op(numba_backend, method, args, kwargs), first, what)
+
+
+def test_results_do_not_depend_on_the_number_of_threads(numba_backend, dtype):
+    """Full-batch work is split over numba's thread count (``NUMBA_NUM_THREADS``, or the
+    caller's ``numba.set_num_threads``): rows split anywhere give the same rows, and sums over
+    rows are taken in chunks fixed by the row count, so one thread gives the bits of many."""
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if most < 2:
+        pytest.skip("numba has one thread here: nothing to compare")
+    calls = op_calls(dtype, 60_000, 10) + product_calls(dtype, 60_000)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        alone = [run_op(numba_backend, method, args, kw) for _, method, args, kw in calls]
+        numba.set_num_threads(most)
+        for (what, method, args, kw), one in zip(calls, alone):
+            assert_same_bits(run_op(numba_backend, method, args, kw), one, what)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_full_batch_products_run_blas_on_one_thread_each_and_restore_it(numba_backend,
+                                                                        monkeypatch):
+    """The narrow products over many rows run on the backend's threads with BLAS on one thread
+    in each (no BLAS threads left spinning beside the kernels); BLAS's thread count is put back
+    afterwards, the user's own limit included."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import nnscratch_numba
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("threadpoolctl finds no BLAS library to limit here")
+    seen = []
+    original = nnscratch_numba._product_rows
+
+    def recording(*args):
+        seen.extend(blas_threads())
+        original(*args)
+
+    monkeypatch.setattr(nnscratch_numba, "_product_rows", recording)
+    a, w = _normal(1, (60_000, 10), "float32"), _normal(2, (10, 10), "float32")
+    before = blas_threads()
+    numba_backend.matmul(a, w)
+    assert seen and set(seen) == {1}
+    assert blas_threads() == before
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        numba_backend.matmul(a, w)
+        assert set(blas_threads()) == {1}  # the user's limit, still there
+    assert blas_threads() == before
+    seen.clear()
+    numba_backend.matmul(a[:128], w)  # a mini-batch: BLAS as it is, with its own threads
+    assert seen == []
 
 
 def test_kernels_give_the_same_bits_from_concurrent_threads(numba_backend, dtype):

@@ -61,11 +61,11 @@ class Backend:
     #: True when :meth:`pixels_matmul` and its backward read uint8 images faster than floats:
     #: full-batch training then keeps the images as uint8 instead of scaling a float copy once.
     reads_pixels_directly: bool = False
-    #: About how many bytes a training step's activations and their gradients may take: a
-    #: batch whose rows need more is computed in blocks of rows (never under
-    #: ``nnscratch.model.MIN_BLOCK_ROWS``), whose gradients are summed. Each block's images are then read
-    #: once, while they are in the cache, for the forward pass and the weight gradients, and the
-    #: step's memory grows with the block, not with the batch.
+    #: About how many bytes a training step's inputs, activations and their gradients may
+    #: take: a batch whose rows need more is computed in blocks of rows (never fewer than
+    #: ``nnscratch.model.MIN_BLOCK_ROWS``), whose gradients are summed. Each block's images are
+    #: then read once, while they are in the cache, for the forward pass and the weight
+    #: gradients, and the step's memory grows with the block, not with the batch.
     block_bytes: int = 16 * 2**20
 
     @classmethod

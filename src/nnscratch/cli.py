@@ -498,8 +498,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_option_type(POSITIVE_INT), metavar="N",
                    help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--threads-per-trial", type=_option_type(POSITIVE_INT), metavar="N",
-                   help="BLAS threads each trial of the local cluster may use (default: 1, so "
-                   "trials do not fight over cores)")
+                   help="BLAS (and numba) threads each trial of the local cluster may use "
+                   "(default: 1, so trials do not fight over cores)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar; print only the summary at the end")
 

@@ -310,10 +310,12 @@ class MLP:
 
     def block_rows(self, n: int) -> int:
         """How many rows of an ``n``-row batch a training step takes at a time: as many as
-        fit the backend's :attr:`~nnscratch.Backend.block_bytes` of activations, at least
+        fit the backend's :attr:`~nnscratch.Backend.block_bytes` of inputs (uint8 for a backend
+        that reads pixels directly, else floats), activations and their gradients, at least
         :data:`MIN_BLOCK_ROWS` (so mini-batches are one block), at most ``n``."""
         itemsize = 4 if self.dtype == "float32" else 8
-        per_row = itemsize * (self.layer_sizes[0] + 2 * sum(self.layer_sizes[1:]))
+        pixel = 1 if self.backend.reads_pixels_directly else itemsize
+        per_row = pixel * self.layer_sizes[0] + itemsize * 2 * sum(self.layer_sizes[1:])
         return min(n, max(MIN_BLOCK_ROWS, self.backend.block_bytes // per_row))
 
     def _block_inputs(self, x: Any) -> Any:

@@ -53,7 +53,9 @@ STATE, RESULTS, REPORT, TRIALS = "sweep.json", "results.csv", "report.html", "tr
 SWEEP_FORMAT, FORMAT_VERSION = "nnscratch-sweep", 1
 SCHEDULER_ENV = "NNSCRATCH_SCHEDULER"
 DASK_HINT = 'pip install "nnscratch[sweep]"'
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# The threads a trial may use: BLAS's, and the numba backend's for its full-batch kernels.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
 # done: trained all its epochs (or stopped early); failed: by itself, with a reason; stopped:
 # left behind by successive halving; paused: has a checkpoint and goes on in the next rung;
 # pending: not run yet (or interrupted before its first epoch ended).
@@ -402,8 +404,8 @@ def _client(scheduler: str | None, workers: int | None,
 
 
 def _local_cluster(distributed: Any, workers: int, threads_per_trial: int) -> Any:
-    """A LocalCluster of ``workers`` single-thread processes whose BLAS uses
-    ``threads_per_trial`` threads.
+    """A LocalCluster of ``workers`` single-thread processes whose BLAS (and the numba
+    backend) uses ``threads_per_trial`` threads.
 
     The variables are set before each worker process starts (numpy reads them on import), and
     Dask's default MALLOC_TRIM_THRESHOLD_ is left out: it turns off glibc's adaptive mmap
@@ -414,7 +416,7 @@ def _local_cluster(distributed: Any, workers: int, threads_per_trial: int) -> An
     import dask
 
     environ = {"MALLOC_TRIM_THRESHOLD_": None,
-               **{name: str(threads_per_trial) for name in BLAS_THREAD_VARIABLES}}
+               **{name: str(threads_per_trial) for name in THREAD_VARIABLES}}
     touched = (*environ, "PYTHONHASHSEED")
     before = {name: os.environ.get(name) for name in touched}
     try:
@@ -454,9 +456,9 @@ def sweep(spec: str | os.PathLike | SweepSpec | None = None,
     ``scheduler``: the address of a running Dask scheduler (``tcp://HOST:8786``; default: the
     ``NNSCRATCH_SCHEDULER`` environment variable, else a LocalCluster made for the sweep of
     ``workers`` processes, one per core by default, each trial with ``threads_per_trial`` BLAS
-    threads, one by default). ``progress``: a bar over the trials on stderr with the best result so far (default:
-    when stderr is a terminal); unless it is False, what the sweep runs on and the Dask
-    dashboard's address are printed there too.
+    and numba threads, one by default). ``progress``: a bar over the trials on stderr with
+    the best result so far (default: when stderr is a terminal); unless it is False, what the
+    sweep runs on and the Dask dashboard's address are printed there too.
 
     Ctrl-C (or SIGTERM) stops the sweep, keeping what finished, and raises
     :class:`SweepInterrupted`. Scripts that run a sweep on the default LocalCluster need the

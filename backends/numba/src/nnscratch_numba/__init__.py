@@ -6,11 +6,14 @@ Install it next to nnscratch (``pip install -e backends/numba``) and pick it by 
     nnscratch.train(backend="numba")
 
 Wide matrix products stay with NumPy's BLAS, which is faster there than any loop Numba compiles.
-Narrow ones (10 units, as in the blog's 784-10-10 network) are kernels: the first layer reads the
-uint8 pixels directly, with the 1/255 scale folded in, and full batches are split across threads
-(see benchmarks/NOTES.md). The kernels live in :mod:`nnscratch_numba._kernels`; importing this
-package does not import numba, so the registry can ask :meth:`NumbaBackend.unavailable_reason`
-first.
+The first layer of a narrow network (up to 16 units, as in the blog's 784-10-10) is a kernel
+that reads uint8 pixels directly, with the 1/255 scale folded in. Over a full batch's rows
+(2,048 or more) the work is split over the backend's own threads (``NUMBA_NUM_THREADS``): the
+first-layer kernels, the loss and the count of correct answers, and the narrow products, which
+run on BLAS with one BLAS thread in each of the backend's threads, so that no BLAS thread is left
+spinning beside the kernels (see benchmarks/NOTES.md). BLAS's thread count is put back after
+each such product. The kernels live in :mod:`nnscratch_numba._kernels`; importing this package
+does not import numba, so the registry can ask :meth:`NumbaBackend.unavailable_reason` first.
 """
 
 from __future__ import annotations
@@ -68,21 +71,23 @@ def _same_layout(first: Any, *others: Any) -> bool:
     return True
 
 
-def _narrow_first_layer(pixels: Any, w: Any, rows: bool) -> bool:
-    """uint8 images (n, d) and a float (d, h) weight (or, ``rows``, (n, h) gradient) with h
-    small: where a kernel reading the pixels beats scaling them and calling BLAS (whose
-    products with 10 columns run at a fraction of its speed). Wide layers go to BLAS."""
-    return (pixels.dtype == numpy.uint8 and pixels.ndim == 2 and _is_float_matrix(w)
-            and w.shape[0] == pixels.shape[0 if rows else 1] and 0 < w.shape[1] <= _NARROW)
+def _narrow_first_layer(images: Any, w: Any, rows: bool) -> bool:
+    """Images (n, d), uint8 pixels or floats of ``w``'s dtype, and a float (d, h) weight (or,
+    ``rows``, (n, h) gradient) with h small: where a kernel beats BLAS (whose products with 10
+    columns run at a fraction of its speed), reading uint8 pixels directly with the 1/255
+    scale folded in. Wide layers go to BLAS."""
+    return (images.ndim == 2 and _is_float_matrix(w)
+            and (images.dtype == numpy.uint8 or images.dtype == w.dtype)
+            and w.shape[0] == images.shape[0 if rows else 1] and 0 < w.shape[1] <= _NARROW)
 
 
-def _narrow_product(a: Any, b: Any, transpose_a: bool) -> bool:
-    """Products of float matrices whose sums have at most _NARROW terms (row by row), or
-    (``transpose_a``) a small result summed over many rows, on full-batch numbers of rows.
-    There the kernel is slower than BLAS alone, but BLAS's threads spin for a while after each
-    call and halve the threaded first-layer kernels of the same step. On mini-batches nothing
-    threaded follows and BLAS is faster (128x10 @ 10x128: 7.4 us, the kernel 9.6 us; 5 ms per
-    epoch-128), so they stay with BLAS (benchmarks/NOTES.md)."""
+def _pooled_product(a: Any, b: Any, transpose_a: bool) -> bool:
+    """Narrow products over a full batch's rows: sums of at most _NARROW terms (``a`` (n, k)
+    @ ``b`` (k, h)), or (``transpose_a``) a small result summed over the n rows. The backend
+    splits them over its own threads, each running BLAS on one thread: BLAS's own threads
+    would spin after each product and take a core from the threaded first-layer kernels of
+    the same step. Wide products and mini-batches stay with BLAS's own threads, where nothing
+    of this backend's runs beside them (benchmarks/NOTES.md)."""
     if a.shape[-1 if transpose_a else 0] < _THREADED_ROWS:  # first: the common, cheap answer
         return False
     if not (_is_float_matrix(a) and _is_float_matrix(b) and a.dtype == b.dtype
@@ -91,6 +96,23 @@ def _narrow_product(a: Any, b: Any, transpose_a: bool) -> bool:
     if transpose_a:
         return a.shape[0] <= _NARROW and b.shape[1] <= _NARROW
     return a.shape[1] <= _NARROW
+
+
+def _scale(images: Any, dtype: Any) -> Any:
+    """What the first layer's sums are divided by: 255 for uint8 pixels, 1 for floats."""
+    return dtype.type(255 if images.dtype == numpy.uint8 else 1)
+
+
+def _product_rows(a: Any, b: Any, out: Any, start: int, stop: int) -> None:
+    """out[start:stop] = a[start:stop] @ b (NumPy's matmul lets go of the GIL)."""
+    numpy.matmul(a[start:stop], b, out=out[start:stop])
+
+
+def _product_chunks(a: Any, b: Any, partials: Any, first: int, last: int, chunk: int) -> None:
+    """partials[c] = a[rows].T @ b[rows] for the rows of chunks first..last of ``chunk`` rows."""
+    for c in range(first, last):
+        rows = slice(c * chunk, (c + 1) * chunk)
+        numpy.matmul(a[rows].T, b[rows], out=partials[c])
 
 
 def _even(i: int) -> int:
@@ -107,6 +129,9 @@ class NumbaBackend(Backend):
     name = "numba"
     xp = numpy
     reads_pixels_directly = True
+    # Large blocks: each threaded kernel call costs its threads' start, about 50 us, and on a
+    # cache as large as this machine's smaller blocks gained nothing (benchmarks/NOTES.md).
+    block_bytes = 64 * 2**20
 
     def __init__(self) -> None:
         from . import _kernels  # imports numba: only now that the backend is wanted
@@ -130,39 +155,56 @@ class NumbaBackend(Backend):
             k.gather_scale_pixels(pixels, rows, out)
         else:
             out = numpy.empty(pixels.shape, dtype_)
-            k.scale_pixels(pixels, out)
+            self._in_threads(k.scale_pixels, pixels, out, parts=self._row_parts(len(pixels)))
         return out
 
     # --- forward and backward ----------------------------------------------------------------
 
     def matmul(self, a: Array, b: Array, *, transpose_a: bool = False,
                transpose_b: bool = False) -> Array:
+        """Over a full batch's rows, BLAS runs on one thread in each of this backend's threads,
+        on a share of the rows: BLAS's own threads would spin after each product and take a
+        core from the kernels that follow (see benchmarks/NOTES.md)."""
         a_, b_ = (a.T if transpose_a else a), (b.T if transpose_b else b)
-        if not _narrow_product(a_, b_, transpose_a):
+        if not _pooled_product(a_, b_, transpose_a):
             return super().matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
         out = numpy.empty((a_.shape[0], b_.shape[1]), a.dtype)
-        if transpose_a:
-            return self._chunked_sums(self._kernels.narrow_matmul_tn_chunks, a, b_, out)
-        # b is small: a contiguous copy lets the kernel's inner loop run over whole vectors.
-        self._in_threads(self._kernels.narrow_matmul_rows, a_, numpy.ascontiguousarray(b_), out,
-                         parts=self._row_parts(a_.shape[0]))
+        with self._blas_on_one_thread():
+            if transpose_a:
+                # a sum over rows: fixed chunks, whatever the number of threads
+                return self._chunked_sums(_product_chunks, a, b_, out,
+                                          self._sum_chunk(a.shape[0]))
+            self._in_threads(_product_rows, a_, b_, out, parts=self._row_parts(a_.shape[0]))
         return out
+
+    def _blas_on_one_thread(self) -> Any:
+        """A context in which BLAS runs each product on the calling thread; BLAS's thread
+        count (the user's own setting included) is put back on leaving it."""
+        return self._blas.limit(limits=1, user_api="blas")
+
+    @functools.cached_property
+    def _blas(self) -> Any:
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController()
 
     def _row_parts(self, n: int) -> list[tuple[int, int]]:
         """Row ranges, one per thread for many rows; they start on even rows."""
-        if n < _THREADED_ROWS:
+        threads = self._threads
+        if n < _THREADED_ROWS or threads == 1:
             return [(0, n)]
-        bounds = [_even(n * t // self._threads) for t in range(self._threads)] + [n]
+        bounds = [_even(n * t // threads) for t in range(threads)] + [n]
         return list(zip(bounds, bounds[1:]))
 
-    def _chunked_sums(self, kernel: Any, a: Array, b: Array, out: Array) -> Array:
-        """``out`` = the sum over fixed chunks of rows of ``kernel``'s partial sums for each
-        chunk, added in chunk order in float64: the same bits for any number of threads."""
-        chunks = max(1, -(-a.shape[0] // _CHUNK_ROWS))
+    def _chunked_sums(self, kernel: Any, a: Array, b: Array, out: Array,
+                      chunk: int = 0) -> Array:
+        """``out`` = the sum over fixed chunks of rows (``chunk`` rows each, by default
+        _CHUNK_ROWS) of ``kernel``'s partial sums for each chunk, added in chunk order in
+        float64: the same bits for any number of threads."""
+        chunk = chunk or _CHUNK_ROWS
+        chunks = max(1, -(-a.shape[0] // chunk))
         partials = numpy.empty((chunks, *out.shape), out.dtype)
-        bounds = [chunks * t // self._threads for t in range(self._threads + 1)]
-        self._in_threads(kernel, a, b, partials, _CHUNK_ROWS,
-                         parts=[(c, d) for c, d in zip(bounds, bounds[1:]) if d > c])
+        self._in_threads(kernel, a, b, partials, chunk, parts=self._chunk_parts(chunks))
         numpy.copyto(out, partials.sum(axis=0, dtype=numpy.float64), casting="same_kind")
         return out
 
@@ -170,9 +212,10 @@ class NumbaBackend(Backend):
         if not _narrow_first_layer(pixels, w, rows=False):
             return super().pixels_matmul(pixels, w)
         out = numpy.empty((pixels.shape[0], w.shape[1]), w.dtype)
-        # Rows are independent: any split gives the same bits (the kernel takes rows in pairs).
+        # Rows are independent: any split gives the same bits (the kernel takes rows in fours).
         self._in_threads(self._kernels.pixels_matmul_rows, pixels,
-                         numpy.ascontiguousarray(w.T), out, parts=self._row_parts(len(pixels)))
+                         numpy.ascontiguousarray(w.T), out, _scale(pixels, w.dtype),
+                         parts=self._row_parts(len(pixels)))
         return out
 
     def pixels_matmul_backward(self, pixels: Array, grad: Array) -> Array:
@@ -181,25 +224,33 @@ class NumbaBackend(Backend):
         # The kernel sums (h, d), contiguous along the pixels; scaled and transposed at the end.
         sums = numpy.empty((grad.shape[1], pixels.shape[1]), grad.dtype)
         sums = self._chunked_sums(self._kernels.pixels_matmul_backward_chunks, pixels, grad, sums)
-        sums /= 255
+        if pixels.dtype == numpy.uint8:
+            sums /= 255
         return numpy.ascontiguousarray(sums.T)
 
     def _in_threads(self, kernel: Any, *args: Any, parts: list[tuple[int, int]]) -> None:
-        """Run ``kernel(*args[:3], start, stop, *args[3:])`` for each part, side by side."""
+        """Run ``kernel(*args[:3], start, stop, *args[3:])`` for each part, side by side: the
+        first on this thread (handing a part to a waiting thread costs tens of microseconds)."""
         head, tail = args[:3], args[3:]
-        if len(parts) == 1:
+        futures = [self._pool.submit(kernel, *head, start, stop, *tail)
+                   for start, stop in parts[1:]]
+        try:
             kernel(*head, *parts[0], *tail)
-            return
-        futures = [self._pool.submit(kernel, *head, start, stop, *tail) for start, stop in parts]
-        for future in futures:
-            future.result()
+        finally:
+            for future in futures:
+                future.result()
 
     @functools.cached_property
     def _pool(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(self._threads, thread_name_prefix="nnscratch-numba")
+        import numba
 
-    @functools.cached_property
+        return ThreadPoolExecutor(numba.config.NUMBA_NUM_THREADS,
+                                  thread_name_prefix="nnscratch-numba")
+
+    @property
     def _threads(self) -> int:
+        """Numba's thread count, read on every use: ``NUMBA_NUM_THREADS`` or the caller's
+        ``numba.set_num_threads`` (the user's setting wins)."""
         import numba
 
         return numba.get_num_threads()
@@ -238,14 +289,41 @@ class NumbaBackend(Backend):
     def softmax_cross_entropy(self, logits: Array, labels: Array) -> tuple[Array, Array]:
         if not _are_logits(logits, labels):
             return super().softmax_cross_entropy(logits, labels)
-        k = self._kernels
-        k.shift_rows(logits, logits)  # in place: the interface lets logits be overwritten
-        probs = numpy.exp(logits)
-        total = k.normalize_cross_entropy(logits, labels, probs)
-        n = logits.shape[0]
+        k, n = self._kernels, logits.shape[0]
+        if n < _THREADED_ROWS:
+            k.shift_rows(logits, logits)  # in place: the interface lets logits be overwritten
+            probs = numpy.exp(logits)
+            total = k.normalize_cross_entropy(logits, labels, probs)
+        else:  # a float64 loss per chunk, added in chunk order: the same for any thread count
+            probs = numpy.empty_like(logits)
+            chunk = self._sum_chunk(n)
+            losses = numpy.empty(-(-n // chunk))
+            self._in_threads(self._softmax_cross_entropy_chunks, logits, labels, probs, losses,
+                             chunk, parts=self._chunk_parts(len(losses)))
+            total = float(losses.sum())
         # The float64 mean, rounded once to the model's dtype: a 0-d array, like the interface's.
         loss = numpy.array(total / n if n else numpy.nan, dtype=logits.dtype)
         return loss, probs
+
+    def _softmax_cross_entropy_chunks(self, logits: Array, labels: Array, probs: Array,
+                                      first: int, last: int, losses: Array, chunk: int) -> None:
+        k = self._kernels
+        for c in range(first, last):
+            rows = slice(c * chunk, (c + 1) * chunk)
+            k.shift_rows(logits[rows], logits[rows])
+            numpy.exp(logits[rows], out=probs[rows])
+            losses[c] = k.normalize_cross_entropy(logits[rows], labels[rows], probs[rows])
+
+    def _sum_chunk(self, n: int) -> int:
+        """Rows per chunk of a sum over ``n`` (at least _THREADED_ROWS) rows split among the
+        threads: at most _MAX_CHUNKS chunks, set by ``n`` alone."""
+        return max(_CHUNK_ROWS, -(-n // _MAX_CHUNKS))
+
+    def _chunk_parts(self, chunks: int) -> list[tuple[int, int]]:
+        """Ranges of chunk numbers, one per thread (fewer for few chunks)."""
+        threads = self._threads
+        bounds = [chunks * t // threads for t in range(threads + 1)]
+        return [(c, d) for c, d in zip(bounds, bounds[1:]) if d > c] or [(0, chunks)]
 
     def softmax_cross_entropy_backward(self, probs: Array, labels: Array,
                                        batch_rows: int | None = None) -> Array:
@@ -274,7 +352,20 @@ class NumbaBackend(Backend):
     def count_correct(self, logits: Array, labels: Array) -> Array:
         if not _are_logits(logits, labels):
             return super().count_correct(logits, labels)
-        return numpy.array(self._kernels.count_correct(logits, labels), dtype=numpy.int64)
+        n = logits.shape[0]
+        if n < _THREADED_ROWS:
+            return numpy.array(self._kernels.count_correct(logits, labels), dtype=numpy.int64)
+        chunk = self._sum_chunk(n)
+        counts = numpy.empty(-(-n // chunk), numpy.int64)
+        self._in_threads(self._count_chunks, logits, labels, counts, chunk,
+                         parts=self._chunk_parts(len(counts)))
+        return numpy.array(counts.sum(), dtype=numpy.int64)
+
+    def _count_chunks(self, logits: Array, labels: Array, counts: Array, first: int,
+                      last: int, chunk: int) -> None:
+        for c in range(first, last):
+            rows = slice(c * chunk, (c + 1) * chunk)
+            counts[c] = self._kernels.count_correct(logits[rows], labels[rows])
 
     def sgd_update(self, param: Array, grad: Array, lr: float, *, velocity: Array | None = None,
                    momentum: float = 0.0, nesterov: bool = False,
@@ -302,3 +393,6 @@ class NumbaBackend(Backend):
 _NARROW = 16
 _CHUNK_ROWS = 1024
 _THREADED_ROWS = 2048
+# A product summed over rows on BLAS takes at most this many chunks (fewer for few rows): each
+# holds a partial result as big as the product's (784 x 800 for a wide first layer).
+_MAX_CHUNKS = 8

@@ -17,10 +17,11 @@ Numerics, kept the same as the NumPy reference's where that costs nothing:
 * Sums (the loss, the bias gradients) accumulate in float64: more accurate than NumPy's float32
   sums, in one fixed order, so the same input always gives the same bits.
 * No kernel is ``parallel=True``: on two cores a threaded kernel is faster alone but slows the
-  whole training step, its threads competing with OpenBLAS's (measurements in README.md). The
-  backend instead runs the full-batch products (``*_rows``, ``*_chunks``) on row ranges from
-  Python threads (kernels are ``nogil``), with sums per fixed chunk of rows, so the bits do not
-  depend on the number of threads.
+  whole training step, its threads competing with OpenBLAS's (benchmarks/NOTES.md). The
+  backend instead runs full-batch work (``*_rows``, ``*_chunks``, and the loss and count over
+  chunks of rows) on row ranges from its own Python threads (kernels are ``nogil``), with
+  sums per chunk of rows fixed by the row count, so the bits do not depend on the number of
+  threads.
 * Kernels write into arrays that the caller passes and return nothing (or a scalar): boxing a
   returned array into a new Python object costs about 0.4 us a call, a tenth of a small kernel.
 * Indices (rows, labels) are checked: an out-of-range one raises IndexError instead of reading
@@ -40,10 +41,10 @@ _jit = njit(cache=True, nogil=True)
 # --- inputs -----------------------------------------------------------------------------------
 
 @_jit
-def scale_pixels(pixels, out):
-    """out[i, j] = pixels[i, j] / 255 in out's dtype (pixels uint8)."""
+def scale_pixels(pixels, out, start, stop):
+    """out[i, j] = pixels[i, j] / 255 in out's dtype (pixels uint8), for rows start..stop."""
     denominator = out.dtype.type(255)
-    for i in range(pixels.shape[0]):
+    for i in range(start, stop):
         for j in range(pixels.shape[1]):
             out[i, j] = pixels[i, j]
             out[i, j] /= denominator  # divide, as the reference does: correctly rounded
@@ -89,7 +90,8 @@ _jit_sums = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
 @_jit_sums
 def _load_rows(pixels, first, count, rows):
-    """rows[q] = pixels[first + q] as floats, for q < count; later rows of the buffer are 0."""
+    """rows[q] = pixels[first + q] (uint8 or float) as floats, for q < count; later rows of
+    the buffer are 0."""
     zero = rows.dtype.type(0)
     for q in range(rows.shape[0]):
         for k in range(pixels.shape[1]):
@@ -103,22 +105,25 @@ def _store_five(out, i, j, s0, s1, s2, s3, s4, denominator):
 
 
 @_jit_sums
-def pixels_matmul_rows(pixels, w_t, out, start, stop):
-    """out[i, j] = (sum over k of pixels[i, k] * w_t[j, k]) / 255 for rows start..stop.
+def pixels_matmul_rows(pixels, w_t, out, start, stop, denominator):
+    """out[i, j] = (sum over k of pixels[i, k] * w_t[j, k]) / denominator for rows
+    start..stop: 255 for uint8 pixels, 1 for floats already scaled.
 
-    ``w_t`` is the (h, d) transposed weights, so every sum runs over contiguous memory. Two rows
-    and five columns at a time: ten running sums share each load of pixels and weights.
+    ``w_t`` is the (h, d) transposed weights, so every sum runs over contiguous memory. Four
+    rows and five columns at a time: twenty running sums (vector registers once LLVM vectorises
+    the loop over k) share each load of four pixel rows and five weight rows.
     """
     h, d = w_t.shape
-    pair = np.empty((2, d), w_t.dtype)
-    zero, denominator = w_t.dtype.type(0), w_t.dtype.type(255)
-    for i in range(start, stop, 2):
-        count = min(2, stop - i)
-        _load_rows(pixels, i, count, pair)
+    quad = np.empty((4, d), w_t.dtype)
+    zero = w_t.dtype.type(0)
+    for i in range(start, stop, 4):
+        count = min(4, stop - i)
+        _load_rows(pixels, i, count, quad)
         for j in range(0, h - h % 5, 5):
             a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = zero
+            c0 = c1 = c2 = c3 = c4 = e0 = e1 = e2 = e3 = e4 = zero
             for k in range(d):
-                x0, x1 = pair[0, k], pair[1, k]
+                x0, x1, x2, x3 = quad[0, k], quad[1, k], quad[2, k], quad[3, k]
                 w0, w1, w2, w3, w4 = w_t[j, k], w_t[j + 1, k], w_t[j + 2, k], w_t[j + 3, k], \
                     w_t[j + 4, k]
                 a0 += x0 * w0
@@ -131,22 +136,47 @@ def pixels_matmul_rows(pixels, w_t, out, start, stop):
                 b2 += x1 * w2
                 b3 += x1 * w3
                 b4 += x1 * w4
+                c0 += x2 * w0
+                c1 += x2 * w1
+                c2 += x2 * w2
+                c3 += x2 * w3
+                c4 += x2 * w4
+                e0 += x3 * w0
+                e1 += x3 * w1
+                e2 += x3 * w2
+                e3 += x3 * w3
+                e4 += x3 * w4
             _store_five(out, i, j, a0, a1, a2, a3, a4, denominator)
-            if count == 2:
+            if count > 1:
                 _store_five(out, i + 1, j, b0, b1, b2, b3, b4, denominator)
+            if count > 2:
+                _store_five(out, i + 2, j, c0, c1, c2, c3, c4, denominator)
+            if count > 3:
+                _store_five(out, i + 3, j, e0, e1, e2, e3, e4, denominator)
         for j in range(h - h % 5, h):
             for q in range(count):
                 total = zero
                 for k in range(d):
-                    total += pair[q, k] * w_t[j, k]
+                    total += quad[q, k] * w_t[j, k]
                 out[i + q, j] = total / denominator
+
+
+@_jit_sums
+def _grad_row(grad, i, j, count, q):
+    """grad[i + q, j:j + 5] as five scalars, zeros for a row past ``count``."""
+    zero = grad.dtype.type(0)
+    if q >= count:
+        return zero, zero, zero, zero, zero
+    return grad[i + q, j], grad[i + q, j + 1], grad[i + q, j + 2], grad[i + q, j + 3], \
+        grad[i + q, j + 4]
 
 
 @_jit_sums
 def pixels_matmul_backward_chunks(pixels, grad, partials, first, last, chunk):
     """partials[c, j, k] = sum over the rows i of chunk c of grad[i, j] * pixels[i, k]
-    (unscaled), for chunks first..last of ``chunk`` rows. Four rows at a time: each update of
-    the (h, d) sums adds four products."""
+    (unscaled pixels, or floats), for chunks first..last of ``chunk`` rows. Four rows and five
+    units at a time: each pass over the four pixel rows (in registers) updates five rows of
+    the (h, d) sums."""
     n, d = pixels.shape
     h = grad.shape[1]
     quad = np.empty((4, d), partials.dtype)
@@ -158,42 +188,27 @@ def pixels_matmul_backward_chunks(pixels, grad, partials, first, last, chunk):
         for i in range(start, stop, 4):
             count = min(4, stop - i)
             _load_rows(pixels, i, count, quad)
-            for j in range(h):
+            for j in range(0, h - h % 5, 5):
+                g00, g01, g02, g03, g04 = _grad_row(grad, i, j, count, 0)
+                g10, g11, g12, g13, g14 = _grad_row(grad, i, j, count, 1)
+                g20, g21, g22, g23, g24 = _grad_row(grad, i, j, count, 2)
+                g30, g31, g32, g33, g34 = _grad_row(grad, i, j, count, 3)
+                s0, s1, s2, s3, s4 = sums[j], sums[j + 1], sums[j + 2], sums[j + 3], sums[j + 4]
+                for k in range(d):
+                    x0, x1, x2, x3 = quad[0, k], quad[1, k], quad[2, k], quad[3, k]
+                    s0[k] += (g00 * x0 + g10 * x1) + (g20 * x2 + g30 * x3)
+                    s1[k] += (g01 * x0 + g11 * x1) + (g21 * x2 + g31 * x3)
+                    s2[k] += (g02 * x0 + g12 * x1) + (g22 * x2 + g32 * x3)
+                    s3[k] += (g03 * x0 + g13 * x1) + (g23 * x2 + g33 * x3)
+                    s4[k] += (g04 * x0 + g14 * x1) + (g24 * x2 + g34 * x3)
+            for j in range(h - h % 5, h):  # the last units, one at a time
                 g0 = grad[i, j]
                 g1 = grad[i + 1, j] if count > 1 else zero
                 g2 = grad[i + 2, j] if count > 2 else zero
                 g3 = grad[i + 3, j] if count > 3 else zero
+                s0, x0, x1, x2, x3 = sums[j], quad[0], quad[1], quad[2], quad[3]
                 for k in range(d):
-                    sums[j, k] += (g0 * quad[0, k] + g1 * quad[1, k]) + (
-                        g2 * quad[2, k] + g3 * quad[3, k])
-
-
-@_jit
-def narrow_matmul_rows(a, b, out, start, stop):
-    """out[i] = a[i] @ b for rows start..stop, b small (k, h): each sum in order over k."""
-    k, h = b.shape
-    for i in range(start, stop):
-        for j in range(h):
-            out[i, j] = 0
-        for p in range(k):
-            x = a[i, p]
-            for j in range(h):
-                out[i, j] += x * b[p, j]
-
-
-@_jit
-def narrow_matmul_tn_chunks(a, b, partials, first, last, chunk):
-    """partials[c] = a[rows].T @ b[rows] over the rows of chunks first..last of ``chunk`` rows;
-    a is (n, m), b (n, h), both narrow."""
-    n = a.shape[0]
-    for c in range(first, last):
-        sums = partials[c]
-        sums[:] = 0
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            for p in range(a.shape[1]):
-                x = a[i, p]
-                for j in range(b.shape[1]):
-                    sums[p, j] += x * b[i, j]
+                    s0[k] += (g0 * x0[k] + g1 * x1[k]) + (g2 * x2[k] + g3 * x3[k])
 
 
 # --- forward and backward ---------------------------------------------------------------------
