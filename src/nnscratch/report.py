@@ -52,7 +52,8 @@ class Report:
 def plotting_available() -> bool:
     """Whether matplotlib can be imported, so that reports get their figures."""
     try:
-        import matplotlib
+        with signals_deferred():  # an interrupted import would not come out as the signal
+            import matplotlib
     except ImportError:
         return False
     return bool(matplotlib.__version__)  # importing it is the check
@@ -165,13 +166,14 @@ def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, An
 
 
 def _png(make: Callable[[Any], Any]) -> bytes:
-    # The object-oriented API with Agg: no pyplot, so no global state and no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # A signal inside matplotlib's drawing code would come out as its own ValueError: it waits
-    # until the figure is drawn.
+    # A signal inside matplotlib's drawing code would come out as its own ValueError, and one
+    # during its first import (in a class body) as a RuntimeError: it waits until the figure is
+    # drawn.
     with signals_deferred():
+        # The object-oriented API with Agg: no pyplot, so no global state and no display.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         figure = Figure(layout="constrained")
         FigureCanvasAgg(figure)
         make(figure)
