@@ -259,6 +259,16 @@ def test_out_of_range_indices_raise_instead_of_reading_memory(numba_backend):
         numba_backend.softmax_cross_entropy(logits.copy(), np.array([0, 1]))
     with pytest.raises(ValueError):
         numba_backend.bias_relu(logits.copy(), np.zeros(9, np.float32))
+    # a full batch, whose loss and count are split into chunks of rows: checked as a whole
+    logits = np.zeros((5000, 10), np.float32)
+    for labels in (np.zeros(5001, np.int64), np.zeros(4999, np.int64)):
+        for method in ("softmax_cross_entropy", "count_correct"):
+            with pytest.raises(ValueError):
+                getattr(numba_backend, method)(logits.copy(), labels)
+    labels = np.zeros(5000, np.int64)
+    labels[4321] = 10
+    with pytest.raises(IndexError):
+        numba_backend.softmax_cross_entropy(logits.copy(), labels)
 
 
 def test_training_matches_the_numpy_backend(sample_mnist, dtype):

@@ -51,6 +51,12 @@ def _is_bias(z: Any, bias: Any) -> bool:
     return z.ndim == 2 and z.dtype in _FLOATS and bias.ndim == 1
 
 
+def _check_labels(labels: Any, n: int) -> None:
+    """What the kernels check for the whole array, for work split into chunks of rows."""
+    if labels.shape[0] != n:
+        raise ValueError("there must be one label per row")
+
+
 def _are_logits(logits: Any, labels: Any) -> bool:
     """Float (n, c) logits with c > 0 and integer (n,) labels: what the kernels were written
     for. Anything else gets the NumPy default and its error messages."""
@@ -129,8 +135,8 @@ class NumbaBackend(Backend):
     name = "numba"
     xp = numpy
     reads_pixels_directly = True
-    # Large blocks: each threaded kernel call costs its threads' start, about 50 us, and on a
-    # cache as large as this machine's smaller blocks gained nothing (benchmarks/NOTES.md).
+    # Large blocks: each threaded call costs about 100 us of handing work to a waiting thread,
+    # and on a cache as large as this machine's smaller blocks gained nothing (benchmarks/NOTES.md).
     block_bytes = 64 * 2**20
 
     def __init__(self) -> None:
@@ -295,6 +301,7 @@ class NumbaBackend(Backend):
             probs = numpy.exp(logits)
             total = k.normalize_cross_entropy(logits, labels, probs)
         else:  # a float64 loss per chunk, added in chunk order: the same for any thread count
+            _check_labels(labels, n)
             probs = numpy.empty_like(logits)
             chunk = self._sum_chunk(n)
             losses = numpy.empty(-(-n // chunk))
@@ -355,6 +362,7 @@ class NumbaBackend(Backend):
         n = logits.shape[0]
         if n < _THREADED_ROWS:
             return numpy.array(self._kernels.count_correct(logits, labels), dtype=numpy.int64)
+        _check_labels(labels, n)
         chunk = self._sum_chunk(n)
         counts = numpy.empty(-(-n // chunk), numpy.int64)
         self._in_threads(self._count_chunks, logits, labels, counts, chunk,
