@@ -57,11 +57,11 @@ def test_the_backends_import_no_data_loading(package):
 def test_importing_nnscratch_loads_no_http_stack_and_no_optional_library():
     # Downloading imports urllib.request (and with it ssl and http.client) only when it starts;
     # a backend's array library only when that backend is created.
-    code = ("import sys, nnscratch, nnscratch.data, nnscratch.download; "
+    code = ("import sys, nnscratch, nnscratch.data, nnscratch.download, nnscratch.augment; "
             "nnscratch.MLP((8,)).predict([[0] * 784]); "
             "assert nnscratch.get_backend().name == 'numpy'; print(sorted(n for n in "
             "('urllib.request', 'http.client', 'ssl', 'numba', 'llvmlite', 'cupy', 'torch', "
-            "'dask', 'distributed', 'sklearn') if n in sys.modules))")
+            "'dask', 'distributed', 'sklearn', 'scipy') if n in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
