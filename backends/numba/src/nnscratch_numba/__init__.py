@@ -33,6 +33,15 @@ Array = Any  # a NumPy array
 
 _FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
+# The first-layer kernels: up to this many units (wider layers go to BLAS); rows per chunk of
+# the weight gradient's partial sums; rows from which the product is split across threads.
+_NARROW = 16
+_CHUNK_ROWS = 1024
+_THREADED_ROWS = 2048
+# A product summed over rows on BLAS takes at most this many chunks (fewer for few rows): each
+# holds a partial result as big as the product's (784 x 800 for a wide first layer).
+_MAX_CHUNKS = 8
+
 
 @functools.cache
 def _numba_import_error() -> str | None:
@@ -109,6 +118,12 @@ def _scale(images: Any, dtype: Any) -> Any:
     return dtype.type(255 if images.dtype == numpy.uint8 else 1)
 
 
+def _sum_chunk(n: int) -> int:
+    """Rows per chunk of a sum over ``n`` (at least _THREADED_ROWS) rows split among the
+    threads: at most _MAX_CHUNKS chunks, set by ``n`` alone."""
+    return max(_CHUNK_ROWS, -(-n // _MAX_CHUNKS))
+
+
 def _product_rows(a: Any, b: Any, out: Any, start: int, stop: int) -> None:
     """out[start:stop] = a[start:stop] @ b (NumPy's matmul lets go of the GIL)."""
     numpy.matmul(a[start:stop], b, out=out[start:stop])
@@ -179,7 +194,7 @@ class NumbaBackend(Backend):
             if transpose_a:
                 # a sum over rows: fixed chunks, whatever the number of threads
                 return self._chunked_sums(_product_chunks, a, b_, out,
-                                          self._sum_chunk(a.shape[0]))
+                                          _sum_chunk(a.shape[0]))
             self._in_threads(_product_rows, a_, b_, out, parts=self._row_parts(a_.shape[0]))
         return out
 
@@ -196,18 +211,17 @@ class NumbaBackend(Backend):
 
     def _row_parts(self, n: int) -> list[tuple[int, int]]:
         """Row ranges, one per thread for many rows; they start on even rows."""
-        threads = self._threads
-        if n < _THREADED_ROWS or threads == 1:
+        if n < _THREADED_ROWS:  # first: the common, cheap answer
             return [(0, n)]
+        threads = self._threads
         bounds = [_even(n * t // threads) for t in range(threads)] + [n]
         return list(zip(bounds, bounds[1:]))
 
     def _chunked_sums(self, kernel: Any, a: Array, b: Array, out: Array,
-                      chunk: int = 0) -> Array:
-        """``out`` = the sum over fixed chunks of rows (``chunk`` rows each, by default
-        _CHUNK_ROWS) of ``kernel``'s partial sums for each chunk, added in chunk order in
-        float64: the same bits for any number of threads."""
-        chunk = chunk or _CHUNK_ROWS
+                      chunk: int = _CHUNK_ROWS) -> Array:
+        """``out`` = the sum over fixed chunks of rows (``chunk`` rows each) of ``kernel``'s
+        partial sums for each chunk, added in chunk order in float64: the same bits for any
+        number of threads."""
         chunks = max(1, -(-a.shape[0] // chunk))
         partials = numpy.empty((chunks, *out.shape), out.dtype)
         self._in_threads(kernel, a, b, partials, chunk, parts=self._chunk_parts(chunks))
@@ -303,7 +317,7 @@ class NumbaBackend(Backend):
         else:  # a float64 loss per chunk, added in chunk order: the same for any thread count
             _check_labels(labels, n)
             probs = numpy.empty_like(logits)
-            chunk = self._sum_chunk(n)
+            chunk = _sum_chunk(n)
             losses = numpy.empty(-(-n // chunk))
             self._in_threads(self._softmax_cross_entropy_chunks, logits, labels, probs, losses,
                              chunk, parts=self._chunk_parts(len(losses)))
@@ -321,16 +335,11 @@ class NumbaBackend(Backend):
             numpy.exp(logits[rows], out=probs[rows])
             losses[c] = k.normalize_cross_entropy(logits[rows], labels[rows], probs[rows])
 
-    def _sum_chunk(self, n: int) -> int:
-        """Rows per chunk of a sum over ``n`` (at least _THREADED_ROWS) rows split among the
-        threads: at most _MAX_CHUNKS chunks, set by ``n`` alone."""
-        return max(_CHUNK_ROWS, -(-n // _MAX_CHUNKS))
-
     def _chunk_parts(self, chunks: int) -> list[tuple[int, int]]:
         """Ranges of chunk numbers, one per thread (fewer for few chunks)."""
         threads = self._threads
         bounds = [chunks * t // threads for t in range(threads + 1)]
-        return [(c, d) for c, d in zip(bounds, bounds[1:]) if d > c] or [(0, chunks)]
+        return [(c, d) for c, d in zip(bounds, bounds[1:]) if d > c]
 
     def softmax_cross_entropy_backward(self, probs: Array, labels: Array,
                                        batch_rows: int | None = None) -> Array:
@@ -363,7 +372,7 @@ class NumbaBackend(Backend):
         if n < _THREADED_ROWS:
             return numpy.array(self._kernels.count_correct(logits, labels), dtype=numpy.int64)
         _check_labels(labels, n)
-        chunk = self._sum_chunk(n)
+        chunk = _sum_chunk(n)
         counts = numpy.empty(-(-n // chunk), numpy.int64)
         self._in_threads(self._count_chunks, logits, labels, counts, chunk,
                          parts=self._chunk_parts(len(counts)))
@@ -395,12 +404,3 @@ class NumbaBackend(Backend):
             return
         super().sgd_update(param, grad, lr, velocity=velocity, momentum=momentum)
 
-
-# The first-layer kernels: up to this many units (wider layers go to BLAS); rows per chunk of
-# the weight gradient's partial sums; rows from which the product is split across threads.
-_NARROW = 16
-_CHUNK_ROWS = 1024
-_THREADED_ROWS = 2048
-# A product summed over rows on BLAS takes at most this many chunks (fewer for few rows): each
-# holds a partial result as big as the product's (784 x 800 for a wide first layer).
-_MAX_CHUNKS = 8
