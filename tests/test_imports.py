@@ -61,9 +61,21 @@ def test_importing_nnscratch_loads_no_http_stack_and_no_optional_library():
             "nnscratch.MLP((8,)).predict([[0] * 784]); "
             "assert nnscratch.get_backend().name == 'numpy'; print(sorted(n for n in "
             "('urllib.request', 'http.client', 'ssl', 'numba', 'llvmlite', 'cupy', 'torch', "
-            "'dask', 'distributed', 'sklearn', 'scipy') if n in sys.modules))")
+            "'dask', 'distributed', 'sklearn', 'scipy', 'threadpoolctl') if n in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_augmenting_without_numba_says_how_to_install_it(tmp_path):
+    # as if Numba were not installed: importing it fails
+    code = ("import sys; sys.modules['numba'] = None; import nnscratch\n"
+            "try:\n    nnscratch.train(augment='elastic', epochs=1, progress=False, "
+            f"out={str(tmp_path / 'run')!r})\n"
+            "except nnscratch.ConfigError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ('distorting images needs Numba, which is not installed: '
+                                  'pip install "nnscratch[augment]"')
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 
 # --- no cycles ----------------------------------------------------------------------------------

@@ -72,6 +72,27 @@ def test_adam_first_step_moves_every_weight_by_lr():
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_sets_subnormal_moments_to_zero_every_16th_step(dtype):
+    """A weight whose gradient stays 0 keeps a subnormal moment for good (beta * m rounds back
+    to m), and subnormal arithmetic is several times slower: every FLUSH_EVERY-th step they
+    go to 0; normal moments are untouched."""
+    from nnscratch.backend import FLUSH_EVERY
+
+    b = nnscratch.get_backend("numpy")
+    tiny = np.finfo(dtype).tiny
+    stuck = np.array([tiny / 8, -tiny / 8, tiny / 2**20, tiny * 4], dtype)
+    for step, flushed in ((FLUSH_EVERY - 1, False), (FLUSH_EVERY, True)):
+        m, v = stuck.copy(), np.abs(stuck)
+        b.adam_update(np.ones(4, dtype), np.zeros(4, dtype), m, v, 0.001, step=step)
+        assert (m[:3] == 0).all() == flushed and (v[:3] == 0).all() == flushed
+        assert m[3] != 0 and v[3] != 0  # normal: kept, multiplied by the betas
+    least = np.finfo(dtype).smallest_subnormal
+    m, v = np.full(4, least, dtype), np.full(4, least, dtype)
+    b.adam_update(np.ones(4, dtype), np.zeros(4, dtype), m, v, 0.001, step=3)
+    assert (m == least).all() and (v == least).all()  # beta times it rounds back to it
+
+
 def test_optimizer_state_round_trips():
     backend = nnscratch.get_backend("numpy")
     adam = Adam(0.01)

@@ -26,7 +26,7 @@ from . import runs
 from ._fileio import atomic_file
 from ._signals import signals_deferred
 from .data.datasets import DATASETS, DEFAULT_DATASET
-from .errors import RunFolderError
+from .errors import ConfigError, RunFolderError
 from .serialize import read_model_file
 
 __all__ = ["build_report", "Report", "plotting_available", "confusion_matrix", "PLOT_HINT"]
@@ -34,6 +34,7 @@ __all__ = ["build_report", "Report", "plotting_available", "confusion_matrix", "
 PLOT_HINT = 'pip install "nnscratch[plot]"'
 SHOWN_MISTAKES = 40   # 5 rows of 8
 SHOWN_UNITS = 64      # 4 rows of 16 hidden units of the first layer
+SHOWN_DISTORTED = (6, 7)  # digits, and distortions of each (those of epochs 1-7)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def build_report(run: str | os.PathLike) -> Report:
     weights, model = _model_file(folder, config)
     classes = class_names(config, model)
     side = image_side(config, model)
-    pictures = (_draw(folder, metrics, predictions, weights, classes, side)
+    pictures = (_draw(folder, config, metrics, predictions, weights, classes, side)
                 if plotting_available() else {})
     page = _page(folder, config, metrics, predictions, weights, pictures, classes, side)
     path = runs.write_text(folder / runs.REPORT, page)
@@ -142,9 +143,9 @@ def mistake_captions(predictions: dict[str, Any], classes: Sequence[str],
 
 # --- figures (matplotlib) -------------------------------------------------------------------
 
-def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, Any] | None,
-          weights: np.ndarray | None, classes: Sequence[str],
-          side: int | None) -> dict[str, bytes]:
+def _draw(folder: Path, config: dict[str, Any], metrics: list[dict[str, Any]],
+          predictions: dict[str, Any] | None, weights: np.ndarray | None,
+          classes: Sequence[str], side: int | None) -> dict[str, bytes]:
     """Each figure that the run's files allow, as PNG bytes, also written beside the page."""
     makers: dict[str, Callable[[Any], Any]] = {}
     if metrics:
@@ -157,6 +158,12 @@ def _draw(folder: Path, metrics: list[dict[str, Any]], predictions: dict[str, An
     if weights is not None:
         if side is not None:
             makers["weights"] = lambda fig: _weights(fig, weights, side)
+    distortion = _distortion(config)
+    if (distortion is not None and predictions is not None and side is not None
+            and len(predictions["worst_index"]) and _distorting_available()):
+        seed = config["training"].get("seed", 0)
+        makers["distortions"] = lambda fig: _distortions(
+            fig, predictions["worst_images"], distortion, seed, side)
     pictures = {}
     for name, make in makers.items():
         pictures[name] = _png(make)
@@ -288,6 +295,46 @@ def _weights(figure: Any, weights: np.ndarray, side: int) -> None:
                    f"{side}x{side} images, each on its own scale (red positive, blue negative)")
 
 
+def _distortion(config: dict[str, Any]) -> Any:
+    """The run's image distortion (a :class:`~nnscratch.augment.Distortion`), or None."""
+    from .augment import Distortion
+
+    training = config.get("training")
+    if not isinstance(training, dict) or not training.get("augment"):
+        return None
+    try:
+        return Distortion.from_settings(training)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _distorting_available() -> bool:
+    try:
+        from .augment import _kernels
+        _kernels()
+    except ConfigError:
+        return False
+    return True
+
+
+def _distortions(figure: Any, images: np.ndarray, distortion: Any, seed: int,
+                 side: int) -> None:
+    from .augment import distort, epoch_key
+
+    digits, shown = SHOWN_DISTORTED
+    originals = images[:digits].reshape(-1, side, side)
+    versions = [distort(originals, epoch_key(seed, epoch), distortion)
+                for epoch in range(1, shown + 1)]
+    tiles = np.stack([originals, *versions], axis=1).reshape(-1, side, side)
+    canvas = _mosaic(tiles, shown + 1, 2, np.nan)
+    figure.set_size_inches(9, 9 * canvas.shape[0] / canvas.shape[1] + 0.5)
+    axes = figure.subplots()
+    axes.imshow(canvas, cmap="gray_r", vmin=0, vmax=255)
+    axes.set_axis_off()
+    axes.set_title(f"test images (left) distorted as epochs 1-{shown} distort the training "
+                   f"images", fontsize=10)
+
+
 # --- the page --------------------------------------------------------------------------------
 
 _STYLE = """
@@ -311,6 +358,8 @@ def _page(folder: Path, config: dict[str, Any], metrics: list[dict[str, Any]],
                  _confusion_part(predictions, pictures, classes)),
         _section("Worst mistakes", _mistakes_part(folder, predictions, pictures, classes,
                                                   side)),
+        *([_section("Distortions", _distortions_part(folder, config, predictions, pictures,
+                                                     side))] if _distortion(config) else []),
         _section("First-layer weights", _not_an_image() if side is None else
                  _picture(pictures, "weights", "first-layer weights")
                  if weights is not None else _unfinished(folder)),
@@ -415,6 +464,23 @@ def _mistakes_part(folder: Path, predictions: dict[str, Any] | None,
     picture = (_not_an_image() if side is None else
                _picture(pictures, 'mistakes', 'misclassified test images'))
     return f"{picture}\n<ol>{items}</ol>"
+
+
+def _distortions_part(folder: Path, config: dict[str, Any],
+                      predictions: dict[str, Any] | None, pictures: dict[str, bytes],
+                      side: int | None) -> str:
+    if "distortions" in pictures:
+        return _picture(pictures, "distortions", "digits and their distortions")
+    if side is None:
+        return _not_an_image()
+    if predictions is None:
+        return _unfinished(folder)
+    if not pictures:
+        return ""  # the page says how to get the figures
+    from .augment import AUGMENT_HINT
+
+    return _note(f"drawing the distortions needs Numba: {AUGMENT_HINT}, then run: "
+                 f"nnscratch report {folder}")
 
 
 def _settings_table(config: dict[str, Any]) -> str:

@@ -35,6 +35,7 @@ INIT_SCHEMES = ("he", "xavier", "seed")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "cosine")  # or None: a constant learning rate
 SCALINGS = ("auto", "pixels", "standardize", "none")
+AUGMENTS = ("elastic", "affine", "affine+elastic")  # or None: the images as they are
 
 
 class SettingsError(ConfigError):
@@ -144,6 +145,20 @@ EPOCHS_OR_NONE = _optional(POSITIVE_INT, "none", "a positive number of epochs or
 DTYPE = _choice(DTYPES)
 SCHEDULE = Rule("none, step or cosine", lambda v: v in (None, "none", *SCHEDULES), str,
                 lambda v: None if v == "none" else v)
+AUGMENT = Rule("none, elastic, affine or affine+elastic",
+               lambda v: v in (None, "none", *AUGMENTS), str,
+               lambda v: None if v == "none" else v, choices=("none", *AUGMENTS))
+
+
+def _affine_bounds(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
+
+
+AFFINE = Rule(
+    "four bounds ROTATE,SCALE,SHEAR,SHIFT, each at least 0, SCALE below 1 (e.g. 15,0.15,0.15,2)",
+    lambda v: (isinstance(v, (list, tuple)) and len(v) == 4
+               and all(NON_NEGATIVE.accept(b) and math.isfinite(b) for b in v) and v[1] < 1),
+    _affine_bounds, lambda v: tuple(float(b) for b in v))
 BACKEND_NAME = Rule("a backend name", lambda v: v is None or (isinstance(v, str) and v != ""),
                     str)
 FLAG = Rule("True or False", lambda v: isinstance(v, bool), bool)
@@ -221,6 +236,18 @@ class TrainSettings:
         "auto", _choice(SCALINGS), "how inputs are prepared: pixels (0-255, divided by 255), "
         "standardize (each feature by the training set's mean and spread, kept in the model), "
         "none (as given), or auto: pixels for integer data, standardize for floats")
+    augment: str | None = _setting(
+        None, AUGMENT, "distort the training images anew each epoch (square uint8 images "
+        "only): elastic (Simard et al. 2003), affine (random rotation, scale, shear and shift), "
+        "or both", metavar="none|elastic|affine|affine+elastic", shown="none")
+    elastic_alpha: float = _setting(34.0, POSITIVE, "how far elastic distortions move pixels "
+                                    "(the smoothed noise's scale, in pixels)", metavar="A")
+    elastic_sigma: float = _setting(4.0, POSITIVE, "how smooth elastic distortions are (the "
+                                    "Gaussian's width, in pixels)", metavar="S")
+    affine: tuple[float, ...] = _setting(
+        (15.0, 0.15, 0.15, 2.0), AFFINE, "bounds of the affine distortions, each either way: "
+        "rotation in degrees, scale factor, horizontal shear factor, shift in pixels",
+        metavar="ROTATE,SCALE,SHEAR,SHIFT", shown="15,0.15,0.15,2")
     backend: str | None = _setting(
         None, BACKEND_NAME, "array backend (see 'nnscratch backends')", metavar="NAME",
         shown="$NNSCRATCH_BACKEND or numpy")
@@ -238,6 +265,7 @@ class TrainSettings:
             raise SettingsError("{patience} needs {validation}: a held-out fraction (e.g. 0.1) "
                                 "to watch")
         check_lr_min(self.lr, self.lr_min)
+        check_augment(self.augment, self.elastic_alpha, self.elastic_sigma, self.affine)
 
     # --- conversions ------------------------------------------------------------------------
 
@@ -250,6 +278,7 @@ class TrainSettings:
         """The settings as a JSON object (``hidden`` as a list), for ``config.json``."""
         record = dataclasses.asdict(self)
         record["hidden"] = list(self.hidden)
+        record["affine"] = list(self.affine)
         return record
 
     @classmethod
@@ -292,6 +321,18 @@ def check_optimizer_combination(optimizer: str, momentum: float, nesterov: bool)
                             "running moments, so leave them out with {optimizer} adam")
     if nesterov and not momentum:
         raise SettingsError("{nesterov} needs {momentum} above 0 (e.g. 0.9)")
+
+
+def check_augment(augment: str | None, alpha: float, sigma: float,
+                  affine: tuple[float, ...]) -> None:
+    """Refuse elastic or affine settings changed from their defaults without that
+    distortion."""
+    kinds = () if augment is None else augment.split("+")
+    defaults = {spec.name: spec.default for spec in dataclasses.fields(TrainSettings)}
+    for name, value, kind in (("elastic_alpha", alpha, "elastic"),
+                              ("elastic_sigma", sigma, "elastic"), ("affine", affine, "affine")):
+        if value != defaults[name] and kind not in kinds:
+            raise SettingsError("{%s} needs {augment} %s (or affine+elastic)" % (name, kind))
 
 
 def check_lr_min(lr: float, lr_min: float) -> None:

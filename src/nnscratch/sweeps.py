@@ -197,6 +197,7 @@ def _row(trial: Trial, outcome: Mapping[str, Any]) -> dict[str, Any]:
 def _setting_cells(settings: TrainSettings) -> dict[str, Any]:
     cells = settings.to_json()
     cells["hidden"] = ",".join(map(str, cells["hidden"]))
+    cells["affine"] = ",".join(f"{bound:g}" for bound in cells["affine"])  # as --affine takes it
     return cells
 
 
@@ -230,7 +231,7 @@ def read_results(folder: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _typed(name: str, text: str, path: Path, line: int) -> Any:
-    if text == "" or name == "hidden":
+    if text == "" or name in ("hidden", "affine"):
         return None if text == "" else text
     if text in ("True", "False"):
         return text == "True"

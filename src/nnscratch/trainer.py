@@ -8,12 +8,16 @@ only trains, reads the losses back, and stops at the first that shows divergence
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import rng as _rng
+from .augment import Distortion, EpochImages
 from .backend import Backend
 from .errors import ConfigError
 from .inputs import class_count
@@ -100,6 +104,9 @@ class Trainer:
                          n_classes=class_count(data.y_train, data.y_test),
                          classes=getattr(data, "classes", None))
         self.model.inputs = getattr(data, "inputs", None)
+        self.distortion = Distortion.from_settings(s)
+        self.augmented: EpochImages | None = None
+        self.epochs_done = 0  # whole epochs run: the next one is epoch epochs_done + 1
         self.place_data(data)
 
     def place_data(self, data: MnistData) -> None:
@@ -115,21 +122,52 @@ class Trainer:
             self.y_val = b.asarray(y_train[val_rows])
             x_train, y_train = x_train[train_rows], y_train[train_rows]
         self.n = len(x_train)
+        self.y_train = b.asarray(y_train)
         self.batch_size = self.n if s.batch_size is None else min(s.batch_size, self.n)
+        self.close()
+        self._images_epoch: int | None = None  # the epoch whose distorted images are placed
+        if self.distortion is not None:  # each epoch's images are placed as it starts
+            self.augmented = self._epoch_images(x_train, data)
+            self.x_train = self.x_full = None
+        else:
+            self.place_images(x_train)
+        self.x_test = b.pixels_to_float(b.asarray(data.x_test, copy=False), dtype)
+        self.y_test = b.asarray(data.y_test)
+
+    def _epoch_images(self, x_train: Any, data: MnistData) -> EpochImages:
+        s = self.settings
+        if x_train.dtype != "uint8":
+            raise ConfigError(f"--augment {s.augment} distorts images of uint8 pixels; the "
+                              f"training data ({data.source}) are {x_train.dtype} features")
+        side = math.isqrt(x_train.shape[1])
+        if side * side != x_train.shape[1]:
+            raise ConfigError(f"--augment {s.augment} distorts square images; the training "
+                              f"data ({data.source}) have {x_train.shape[1]} features a row, "
+                              f"not a square number of pixels")
+        return EpochImages(x_train, self.distortion, s.seed, last=s.epochs)
+
+    def place_images(self, x_train: Any) -> None:
+        """Put the training images ``x_train`` (host rows, in the order of :attr:`y_train`)
+        on the backend: an augmented run places each epoch's distorted images."""
+        b, dtype = self.model.backend, self.settings.dtype
         # Pixels travel as uint8 (a quarter of float32's bytes) and are scaled per batch.
         # Full batch: every step reads all images, so they are scaled once, not once per step
         # (scaling them block by block would cost about half a NumPy step, benchmarks/NOTES.md),
         # unless the backend reads the uint8 images faster than a float copy. The float copy is
         # then all the trainer keeps: the uint8 images it was made from are not copied.
+        # Distorted images are the trainer's own: they are not copied.
         full = self.batch_size == self.n
-        self.x_train = b.asarray(x_train, copy=not full or b.reads_pixels_directly)
-        self.y_train = b.asarray(y_train)
+        own = self.augmented is not None
+        self.x_train = b.asarray(x_train, copy=not own and (not full or b.reads_pixels_directly))
         self.x_full = None
         if full:
             self.x_full = (self.x_train if b.reads_pixels_directly
                            else b.pixels_to_float(self.x_train, dtype))
-        self.x_test = b.pixels_to_float(b.asarray(data.x_test, copy=False), dtype)
-        self.y_test = b.asarray(data.y_test)
+
+    def close(self) -> None:
+        """Stop making distorted images ahead, if any are being made."""
+        if getattr(self, "augmented", None) is not None:
+            self.augmented.close()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -148,15 +186,22 @@ class Trainer:
         """Whether the held-out images are evaluated after ``epoch`` (always after the last)."""
         return epoch % self.eval_every == 0 or epoch == self.settings.epochs
 
-    def batches(self, start: int = 0) -> Iterator[tuple[Any, Any]]:
+    def batches(self, start: int = 0, epoch: int | None = None) -> Iterator[tuple[Any, Any]]:
         """One epoch's batches as backend arrays: images (n, 784) and integer labels (n,). The
         images are floats, or the uint8 pixels for a full batch on a backend that
         :attr:`~nnscratch.Backend.reads_pixels_directly`; the model takes either.
 
         The epoch's order is drawn whole even when ``start`` (0-based) skips its first
-        batches, so the batch-order generator advances exactly as in a whole epoch.
+        batches, so the batch-order generator advances exactly as in a whole epoch. An
+        augmented run trains on epoch ``epoch``'s distorted images (default: the one after
+        :attr:`epochs_done`).
         """
         b = self.model.backend
+        if self.augmented is not None:
+            epoch = self.epochs_done + 1 if epoch is None else epoch
+            if self._images_epoch != epoch:
+                self.place_images(self.augmented.get(epoch))
+                self._images_epoch = epoch
         if self.x_full is not None:
             if start == 0:
                 yield self.x_full, self.y_train
@@ -171,7 +216,7 @@ class Trainer:
         """One update; the batch's loss and correct count, as 0-d backend arrays."""
         return self.model.fit_batch(x, y, self.optimizer)
 
-    def run_epoch(self, progress: EpochProgress | None = None, *,
+    def run_epoch(self, progress: EpochProgress | None = None, *, epoch: int | None = None,
                   callbacks: Sequence[Callback] = (),
                   stop: Callable[[], bool] | None = None) -> EpochProgress:
         """Train one epoch, or its rest after ``progress.step`` steps; returns ``progress``
@@ -182,12 +227,35 @@ class Trainer:
         :class:`LossDiverged` naming its step. ``callbacks`` get ``on_loss`` after each read
         and ``on_step`` after each step. ``stop`` is asked after every step: when it answers
         True, the losses are checked and the epoch ends there (``progress.step`` then is less
-        than :attr:`steps_per_epoch`).
+        than :attr:`steps_per_epoch`). ``epoch`` (1-based; default: the one after
+        :attr:`epochs_done`) chooses an augmented run's distorted images; while the next
+        epoch's are made in the background, a backend on the host's cores trains with one BLAS
+        thread fewer (:meth:`~nnscratch.augment.EpochImages.cores_shared`).
         """
         progress = EpochProgress() if progress is None else progress
         b = self.model.backend
-        started, pending, correct = time.perf_counter(), [], 0
-        for step, (x, y) in enumerate(self.batches(start=progress.step), start=progress.step + 1):
+        started = time.perf_counter()
+        epoch = self.epochs_done + 1 if epoch is None else epoch
+        batches = self.batches(start=progress.step, epoch=epoch)
+        first = next(batches, None)  # an augmented run's images for the epoch are placed now
+        with contextlib.ExitStack() as context:
+            if self.augmented is not None and b.host_cores:
+                context.enter_context(self.augmented.cores_shared())
+            correct = self._steps(itertools.chain([] if first is None else [first], batches),
+                                  progress, callbacks, stop)
+        b.synchronize()
+        progress.seconds += time.perf_counter() - started
+        progress.correct += int(b.to_numpy(correct))
+        if progress.step == self.steps_per_epoch:
+            self.epochs_done = epoch
+        return progress
+
+    def _steps(self, batches: Iterator[tuple[Any, Any]], progress: EpochProgress,
+               callbacks: Sequence[Callback], stop: Callable[[], bool] | None) -> Any:
+        """The steps of :meth:`run_epoch`; the sum of their correct counts (on the backend)."""
+        b = self.model.backend
+        pending, correct = [], 0
+        for step, (x, y) in enumerate(batches, start=progress.step + 1):
             loss, right = self.step(x, y)
             correct = correct + right  # summed on the backend: no waiting for it
             pending.append((step, loss, int(y.shape[0])))
@@ -200,10 +268,7 @@ class Trainer:
                 cb.on_step(step)
             if stopping:
                 break
-        b.synchronize()
-        progress.seconds += time.perf_counter() - started
-        progress.correct += int(b.to_numpy(correct))
-        return progress
+        return correct
 
     def _check_losses(self, pending: list[tuple[int, Any, int]], progress: EpochProgress,
                       callbacks: Sequence[Callback]) -> None:

@@ -371,6 +371,7 @@ class _Session:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.trainer.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -492,7 +493,7 @@ class _Session:
             return asked[-1] is not None
 
         try:
-            t.run_epoch(pos, callbacks=self.callbacks, stop=stop)
+            t.run_epoch(pos, epoch=pos.epoch, callbacks=self.callbacks, stop=stop)
         except LossDiverged as exc:
             raise self._diverged(pos.epoch, exc.step, f"the loss became {exc.value:.3g}") from None
         self._stop_if_asked(asked[-1] if asked else None)

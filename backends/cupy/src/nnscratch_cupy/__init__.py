@@ -89,6 +89,7 @@ class CupyBackend(Backend):
     # Reading a loss back waits for the GPU to finish every queued step; checking every 32 steps
     # keeps the queue full while still naming the exact step that diverged.
     loss_check_interval = 32
+    host_cores = False  # the GPU computes: the host's cores are free to distort images
 
     def __init__(self) -> None:
         import cupy
