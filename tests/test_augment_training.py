@@ -75,10 +75,11 @@ def test_numpy_and_numba_train_on_the_same_augmented_batches(sample_mnist, batch
         other.close()
 
 
-def test_resume_after_ctrl_c_of_an_augmented_run_is_bit_identical(sample_mnist, tmp_path):
+@pytest.mark.parametrize("step", [7, 27])  # of 40: before and after SHARED_PART of them
+def test_resume_after_ctrl_c_of_an_augmented_run_is_bit_identical(sample_mnist, tmp_path, step):
     whole = nnscratch.train(sample_mnist, out=tmp_path / "whole", **SMALL)
     with pytest.raises(TrainingInterrupted):
-        nnscratch.train(sample_mnist, out=tmp_path / "cut", callback=SigintAt(2, 7), **SMALL)
+        nnscratch.train(sample_mnist, out=tmp_path / "cut", callback=SigintAt(2, step), **SMALL)
     resumed = nnscratch.train(sample_mnist, resume=tmp_path / "cut", progress=False)
     for name, value in whole.model.params().items():
         np.testing.assert_array_equal(resumed.model.params()[name], value)
@@ -87,6 +88,34 @@ def test_resume_after_ctrl_c_of_an_augmented_run_is_bit_identical(sample_mnist, 
             theirs.loss, theirs.train_accuracy, theirs.test_accuracy)
     unaugmented = nnscratch.train(sample_mnist, **{**SMALL, "augment": None})
     assert unaugmented.history[0].loss != whole.history[0].loss
+
+
+def test_blas_leaves_a_core_to_the_distortions_in_the_first_part_of_an_epoch(sample_mnist):
+    from threadpoolctl import threadpool_info
+
+    from nnscratch.trainer import SHARED_PART
+
+    def blas_threads():
+        return max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+    full = blas_threads()
+    if full < 2:
+        pytest.skip("BLAS runs on one thread here: there is none to leave")
+    seen = []
+
+    class Record(Callback):
+        def on_epoch_start(self, epoch, epochs, steps):
+            self.epoch = epoch
+
+        def on_step(self, step):
+            seen.append((self.epoch, step, blas_threads()))
+
+    nnscratch.train(sample_mnist, callback=Record(), **{**SMALL, "epochs": 2})
+    shared = round(40 * SHARED_PART)  # 8,000 images in batches of 200
+    # epoch 2's images are made during epoch 1; epoch 2, the last, makes none
+    assert [t for e, s, t in seen if e == 1 and s < shared] == [full - 1] * (shared - 1)
+    assert {t for e, s, t in seen if e == 2 or s >= shared} == {full}
+    assert blas_threads() == full
 
 
 def test_the_run_config_keeps_the_distortion(sample_mnist, tmp_path):

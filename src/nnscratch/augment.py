@@ -246,10 +246,10 @@ class EpochImages:
         thread, it changes nothing. Whether the images are finished yet does not matter: the
         thread count, and with it the training's bits, depends on the epoch alone.
 
-        Two-core measurement (benchmarks/augment_overhead.py, 784-800-10, batch 128): training
-        beside the distortions with BLAS's two threads made an epoch 1.35 times as long, its
-        threads waiting for each other whenever the distortions held a core; with one BLAS
-        thread, 1.08-1.23 times (one BLAS thread alone: 1.16-1.27 times)."""
+        The trainer holds it for the first :data:`~nnscratch.trainer.SHARED_PART` of an
+        epoch's steps. Two-core measurement (benchmarks/augment_overhead.py, 784-800-10, batch
+        128): training beside the distortions with BLAS's two threads made an epoch 1.35 times
+        as long, its threads waiting for each other whenever the distortions held a core."""
         if self._next is None:
             return contextlib.nullcontext()
         if self._blas is None:

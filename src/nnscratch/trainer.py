@@ -52,6 +52,14 @@ def settings_from(settings: TrainSettings | None, options: dict[str, Any]) -> Tr
 # 97.5 ms on numpy), so every 10th epoch costs about 1% (issue 16).
 FULL_BATCH_EVAL_EVERY = 10
 
+#: The share of an augmented epoch's steps that a backend on the host's cores trains with one
+#: BLAS thread fewer, leaving a core to the next epoch's distortions (made meanwhile in a
+#: background thread). On two cores (benchmarks/NOTES.md, "Distortions"), one BLAS thread fewer
+#: for the whole epoch made it 1.21x (numba) / 1.23x (numpy) as long as an epoch without
+#: distortions: training on one BLAS thread is itself that much slower; for its first half,
+#: 1.11x / 1.09x: the distortions (about 1.1 s) are done by then, in an epoch of about 2.5 s.
+SHARED_PART = 0.5
+
 
 @dataclass
 class EpochProgress:
@@ -229,8 +237,9 @@ class Trainer:
         True, the losses are checked and the epoch ends there (``progress.step`` then is less
         than :attr:`steps_per_epoch`). ``epoch`` (1-based; default: the one after
         :attr:`epochs_done`) chooses an augmented run's distorted images; while the next
-        epoch's are made in the background, a backend on the host's cores trains with one BLAS
-        thread fewer (:meth:`~nnscratch.augment.EpochImages.cores_shared`).
+        epoch's are made in the background, a backend on the host's cores trains the first
+        :data:`SHARED_PART` of the epoch's steps with one BLAS thread fewer
+        (:meth:`~nnscratch.augment.EpochImages.cores_shared`).
         """
         progress = EpochProgress() if progress is None else progress
         b = self.model.backend
@@ -238,11 +247,14 @@ class Trainer:
         epoch = self.epochs_done + 1 if epoch is None else epoch
         batches = self.batches(start=progress.step, epoch=epoch)
         first = next(batches, None)  # an augmented run's images for the epoch are placed now
+        # Steps up to `shared` leave a core to the next epoch's distortions (a fixed share of
+        # the epoch, not "until they are ready": the bits depend on BLAS's thread count).
+        shared = math.ceil(self.steps_per_epoch * SHARED_PART)
         with contextlib.ExitStack() as context:
-            if self.augmented is not None and b.host_cores:
+            if self.augmented is not None and b.host_cores and progress.step < shared:
                 context.enter_context(self.augmented.cores_shared())
             correct = self._steps(itertools.chain([] if first is None else [first], batches),
-                                  progress, callbacks, stop)
+                                  progress, callbacks, stop, release=(shared, context.close))
         b.synchronize()
         progress.seconds += time.perf_counter() - started
         progress.correct += int(b.to_numpy(correct))
@@ -251,8 +263,10 @@ class Trainer:
         return progress
 
     def _steps(self, batches: Iterator[tuple[Any, Any]], progress: EpochProgress,
-               callbacks: Sequence[Callback], stop: Callable[[], bool] | None) -> Any:
-        """The steps of :meth:`run_epoch`; the sum of their correct counts (on the backend)."""
+               callbacks: Sequence[Callback], stop: Callable[[], bool] | None,
+               release: tuple[int, Callable[[], None]]) -> Any:
+        """The steps of :meth:`run_epoch`; the sum of their correct counts (on the backend).
+        ``release``: after that step, call that."""
         b = self.model.backend
         pending, correct = [], 0
         for step, (x, y) in enumerate(batches, start=progress.step + 1):
@@ -264,6 +278,8 @@ class Trainer:
                 self._check_losses(pending, progress, callbacks)
                 pending = []
             progress.step = step
+            if step == release[0]:
+                release[1]()
             for cb in callbacks:
                 cb.on_step(step)
             if stopping:
