@@ -130,10 +130,8 @@ def warp(images, dy, dx, out):
 
 @_jit
 def uniform_at(key, counter):
-    """The ``counter``-th number of the stream ``key``, as :func:`fill_uniform` gives it."""
-    one = np.empty(1, np.float32)
-    fill_uniform(key, counter, one)
-    return np.float64(one[0])
+    """The ``counter``-th number of the stream ``key``, as a float64."""
+    return np.float64(_number(key, np.uint64(counter)))
 
 
 @_jit
