@@ -4,7 +4,7 @@
         [--epochs 4] [--backends numba,numpy] [--augment elastic]
 
 Each round runs, back to back on the same loaded data, the reproduction's network and settings
-(784-800-10, Adam, lr 0.001, batch 128; see examples/simard2003.py) through ``train()`` twice:
+(784-800-10, Adam, lr 0.001, batch 128; see benchmarks/simard2003.py) through ``train()`` twice:
 with ``--augment`` and without. An augmented run makes epoch 1's images before it trains
 (``EpochImages.get``), then each next epoch's in a background thread while the backend trains
 on the current ones; the last epoch has no next one.
@@ -28,6 +28,8 @@ import nnscratch
 from nnscratch.augment import Distortion, distort, epoch_key
 from nnscratch.training import training_data
 
+import results_file  # benchmarks/results_file.py, beside this script
+
 SETTINGS = dict(hidden=(800,), optimizer="adam", lr=0.001, batch_size=128, progress=False)
 
 
@@ -43,6 +45,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--backends", default="numba,numpy")
     parser.add_argument("--augment", default="elastic")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the figures to this results file")
     args = parser.parse_args()
     if args.epochs < 3:
         parser.error("--epochs must be at least 3: epochs 2 .. E-1 are the overlapped ones")
@@ -51,7 +55,7 @@ def main() -> None:
         parser.error("set NNSCRATCH_DATA to the full MNIST")
     distortion = Distortion.from_settings(nnscratch.TrainSettings(augment=args.augment))
     distort(data.x_train[:10], 0, distortion)  # compiled (or loaded from the cache) first
-    alone = []
+    alone, figures = [], []
     for backend in args.backends.split(","):
         rows: dict[str | None, list[tuple[float, float]]] = {None: [], args.augment: []}
         for _ in range(args.rounds):
@@ -72,8 +76,20 @@ def main() -> None:
               f"{statistics.median(w for w, _ in walls):.1f} s / "
               f"{statistics.median(v for _, v in walls):.1f} s: "
               f"{statistics.median(v / w for w, v in walls):.3f}x")
+        figures.append({"backend": backend, "epoch_without": statistics.median(plain),
+                        "epoch_with": statistics.median(augmented),
+                        "ratio": statistics.median(ratios), "ratio_range": [min(ratios),
+                                                                           max(ratios)],
+                        "run_without": statistics.median(w for w, _ in walls),
+                        "run_with": statistics.median(v for _, v in walls),
+                        "run_ratio": statistics.median(v / w for w, v in walls)})
     print(f"one epoch's distortions alone, one thread: {statistics.median(alone):.2f} s "
           f"(range {min(alone):.2f}-{max(alone):.2f})")
+    if args.json:
+        results_file.write(args.json, figures, augment=args.augment, epochs=args.epochs,
+                           rounds=args.rounds,
+                           distortions_alone={"median": statistics.median(alone),
+                                              "range": [min(alone), max(alone)]})
 
 
 if __name__ == "__main__":

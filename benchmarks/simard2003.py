@@ -15,7 +15,8 @@ command a user would type, through ``train()``:
 give its own). The elastic run is made for every seed of ``--seeds``, the others for the first.
 Each run folder keeps its config, metrics and report (with a picture of the distortions); the
 script prints a Markdown table of the test accuracy, its error, the epochs and the wall time of
-each run, beside the paper's error.
+each run, beside the paper's error, and writes them to ``OUT/simard2003.json`` (the
+documentation's table is made from that file).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 import nnscratch
+
+import results_file  # benchmarks/results_file.py, beside this script
 
 RECIPE = dict(hidden=(800,), optimizer="adam", lr=0.001, schedule="cosine", batch_size=128)
 PAPER = {"none": 1.6, "affine": 1.1, "elastic": 0.7}  # test error (%), Table 1
@@ -36,6 +39,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", default="0,1", help="the elastic run's seeds")
     parser.add_argument("--backend", default=None, help="default: $NNSCRATCH_BACKEND or numpy")
+    parser.add_argument("--json", default=None,
+                        help="the results file (default: OUT/simard2003.json)")
     parser.add_argument("--runs", default="elastic,affine",
                         help="which of elastic, affine, none to run (elastic once per seed)")
     args = parser.parse_args()
@@ -62,6 +67,11 @@ def main() -> None:
     for kind, seed, accuracy, wall, backend in rows:
         print(f"| {kind} | {seed} | {accuracy:.2f}% | {100 - accuracy:.2f}% | {PAPER[kind]}% | "
               f"{args.epochs} | {wall / 60:.1f} min ({backend}) |")
+    results_file.write(args.json or Path(args.out) / "simard2003.json", [
+        {"distortion": kind, "seed": seed, "test_accuracy": accuracy / 100,
+         "paper_error": PAPER[kind] / 100, "epochs": args.epochs, "seconds": wall,
+         "backend": backend} for kind, seed, accuracy, wall, backend in rows],
+        recipe={**RECIPE, "hidden": list(RECIPE["hidden"])})
 
 
 if __name__ == "__main__":

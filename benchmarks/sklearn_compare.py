@@ -32,6 +32,8 @@ from sklearn.preprocessing import StandardScaler
 import nnscratch
 from nnscratch.sklearn import MLPClassifier
 
+import results_file  # benchmarks/results_file.py, beside this script
+
 SETS = {"digits": datasets.load_digits, "iris": datasets.load_iris,
         "wine": datasets.load_wine, "breast_cancer": datasets.load_breast_cancer}
 HIDDEN, EPOCHS, LR, BATCH = 100, 200, 0.001, 200
@@ -90,7 +92,11 @@ def cli_row(x_train, x_test, y_train, y_test, backend, folder: Path, name: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="numpy,numba")
-    backends = parser.parse_args().backends.split(",")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the figures to this results file")
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+    rows = []
     columns = ["scikit-learn"] + [f"{way} {b}" for way in ("estimator", "train()", "CLI")
                                   for b in backends]
     print("| data | rows x features, classes | " + " | ".join(columns) + " |")
@@ -106,6 +112,12 @@ def main() -> None:
             shown = " | ".join(f"{a:.2%} ({s:.2f} s)" for a, s in cells)
             print(f"| {name} | {x.shape[0]} x {x.shape[1]}, {len(np.unique(y))} | {shown} |",
                   flush=True)
+            rows.append({"data": name, "rows": x.shape[0], "features": x.shape[1],
+                         "classes": len(np.unique(y)), "results": {
+                             column: {"test_accuracy": a, "seconds": s}
+                             for column, (a, s) in zip(columns, cells)}})
+    if args.json:
+        results_file.write(args.json, rows, columns=columns)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,17 @@ def test_a_named_label_column_overrides_the_default(tmp_path):
     assert table.features.tolist() == [[1.0, 2.5], [0.0, 3.5]]
 
 
+def test_a_table_path_may_start_with_the_home_folder(tmp_path, monkeypatch):
+    """``~`` is expanded as for MNIST's folders: train("~/t.csv") trains on the table."""
+    import nnscratch
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rows = "".join(f"{k % 3},{k % 5},{'abc'[k % 3]}\n" for k in range(60))
+    write(tmp_path / "t.csv", "a,b,species\n" + rows)
+    assert read_table("~/t.csv").n_rows == 60
+    result = nnscratch.train("~/t.csv", hidden=(4,), epochs=1)
+    assert result.model.classes == ("a", "b", "c")
+
+
 def test_integer_labels_become_int64_and_mixed_ones_stay_strings(tmp_path):
     ints = read_table(write(tmp_path / "i.csv", "f,label\n0.5,-3\n1.5, 12\n2.5,+7\n"))
     assert ints.labels.dtype == np.int64 and ints.labels.tolist() == [-3, 12, 7]

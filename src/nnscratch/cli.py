@@ -169,10 +169,11 @@ def _train_target(args: argparse.Namespace) -> str | None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    """Train an MLP on MNIST, print a line per epoch (with a progress bar in a terminal) and the
-    final test accuracy, and write the model file (only once training has finished) or a run
-    folder. Ctrl-C stops after the current step, saves a checkpoint in the run folder and exits
-    with 130; a loss that becomes NaN or infinite stops the run with exit code 3.
+    """Train an MLP (on MNIST unless the data say otherwise), print a line per epoch (with a
+    progress bar in a terminal) and the final test accuracy, and write the model file (only once
+    training has finished) or a run folder. Ctrl-C stops after the current step, saves a
+    checkpoint in the run folder and exits with 130; a loss that becomes NaN, infinite or larger
+    than 10,000 stops the run with exit code 3.
     """
     from .registry import get_backend
     from .callbacks import ProgressPrinter
@@ -484,7 +485,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "sweep", _run_sweep,
                  help="run many trainings (a grid, random search, successive halving) on Dask")
     p.add_argument("spec", nargs="?", metavar="SPEC", help="the sweep spec, a TOML file "
-                   "(see the README's Sweeps section)")
+                   "(see docs/guide/sweeps.md)")
     p.add_argument("--out", metavar="FOLDER", help="the sweep folder to create (e.g. "
                    "sweeps/NAME): a run folder per trial in FOLDER/trials, results.csv and "
                    "report.html")
@@ -695,7 +696,8 @@ def _command(commands: argparse._SubParsersAction, name: str, run: Callable[...,
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nnscratch`` command."""
     parser = _Parser(prog="nnscratch",
-                     description="Train and evaluate MNIST digit classifiers on array backends.")
+                     description="Train and evaluate MLP classifiers (of MNIST digits by "
+                     "default) on array backends.")
     parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)

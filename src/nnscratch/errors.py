@@ -51,6 +51,7 @@ class WriteError(NNScratchError, OSError):
 
 
 class TrainingDivergedError(NNScratchError, ArithmeticError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN, infinite or larger than
+    :data:`~nnscratch.trainer.DIVERGED_LOSS` (10,000)."""
 
     exit_code = 3

@@ -2,7 +2,7 @@
 
 A run folder holds::
 
-    config.json        the settings, the data and the versions; written when the run starts
+    config.json        the settings, the data and nnscratch's version; written when it starts
     metrics.csv        one row per finished epoch (learning rate, losses, accuracies, seconds)
     checkpoint.npz     while the run is unfinished: parameters, optimiser state and position
     model.npz          the trained model, an ordinary model file (load_model, nnscratch evaluate)

@@ -196,8 +196,8 @@ class TrainSettings:
     lr: float = _setting(0.1, LEARNING_RATE, "learning rate", metavar="LR", step=True)
     momentum: float = _setting(0.0, FRACTION, "SGD momentum in [0, 1); 0 is plain SGD",
                                metavar="M", step=True)
-    seed: int = _setting(0, NON_NEGATIVE_INT, "seed for the initial weights and the batch order",
-                         metavar="N", step=True)
+    seed: int = _setting(0, NON_NEGATIVE_INT, "seed for the initial weights, the batch order, "
+                         "the validation split and the distortions", metavar="N", step=True)
     dtype: str = _setting("float32", DTYPE,
                           "floating-point type of the parameters", step=True)
     init: str = _setting("he", _choice(INIT_SCHEMES),

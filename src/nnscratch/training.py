@@ -112,15 +112,17 @@ def train(data: Any = None, *, settings: TrainSettings | None = None,
           callback: Any = None, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, pause_after: int | None = None,
           **options: Any) -> TrainResult:
-    """Train a classifier of MNIST digits and return it with its history.
+    """Train a classifier (of MNIST digits, unless ``data`` says otherwise) and return it with
+    its history.
 
     The run is described by ``settings`` (a :class:`~nnscratch.TrainSettings`) and/or the
-    settings as keywords (``hidden``, ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``seed``,
-    ``dtype``, ``init``, ``optimizer``, ``nesterov``, ``weight_decay``, ``schedule``,
-    ``lr_step``, ``lr_gamma``, ``lr_min``, ``validation``, ``patience``; see TrainSettings for
-    each), which override the ``settings`` given.
+    settings as keywords, one per field of TrainSettings (``hidden``, ``epochs``, ``lr``,
+    ``optimizer``, ``augment``...; see TrainSettings for each), which override the ``settings``
+    given.
 
-    ``data``: a folder of MNIST IDX files, an :class:`~nnscratch.data.MnistData`, a tuple
+    ``data``: a path (a folder of MNIST IDX files; a CSV or ``.npz`` file, of MNIST or a table
+    of features and labels, with a test set held out of a table), an
+    :class:`~nnscratch.data.MnistData`, a :class:`~nnscratch.data.tables.Table`, a tuple
     ``(x_train, y_train, x_test, y_test)``, or None to take the data from ``NNSCRATCH_DATA``,
     the user cache or, failing those, the small sample bundled with nnscratch.
     ``backend``: a name (``"numpy"``, ``"numba"``, ``"cupy"``...), a Backend, or None for the

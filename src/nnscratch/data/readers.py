@@ -55,9 +55,10 @@ __all__ = [
 
 
 def data_path(path: Any, what: str = "the data path") -> Path:
-    """``path`` (a ``str``, ``bytes`` or ``os.PathLike``) as a Path; anything else (a number,
-    None) is a ConfigError naming ``what``, rather than a TypeError from deep inside."""
-    return as_path(path, ConfigError, what)
+    """``path`` (a ``str``, ``bytes`` or ``os.PathLike``) as a Path, ``~`` expanded (as
+    :func:`~nnscratch.load_mnist` does); anything else (a number, None) is a ConfigError naming
+    ``what``, rather than a TypeError from deep inside."""
+    return as_path(path, ConfigError, what).expanduser()
 
 
 @contextlib.contextmanager
