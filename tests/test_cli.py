@@ -179,5 +179,21 @@ def test_compare_catches_a_wrong_backend(tmp_path, clean_env):
     assert "TOO FAR" in proc.stdout and "DISAGREE" in proc.stdout
 
 
+def test_compare_marks_the_decade_of_a_step_beyond_its_own_bound():
+    """The bound grows with the steps: a difference at step 150 above step 150's bound fails,
+    and its row says so, though it is below the bound of step 300 that the row shows."""
+    from nnscratch.cli import comparison_table
+    from nnscratch.compare import Comparison, StepDifference, trajectory_tolerance
+
+    between = (trajectory_tolerance("float32", 150) + trajectory_tolerance("float32", 300)) / 2
+    differences = [StepDifference(k, 0.0, between if k == 150 else 1e-7) for k in range(1, 301)]
+    result = Comparison("numpy", "other", "float32", differences, 0.9, 0.9)
+    assert [d.step for d in result.failures()] == [150]
+    rows = comparison_table(result)
+    assert [row.split()[-1] for row in rows[1:4]] == ["ok"] * 3
+    assert rows[4].split()[0] == "101-300" and rows[4].endswith("TOO FAR from step 150")
+    assert between < trajectory_tolerance("float32", 300)  # the bound the row shows
+
+
 def test_compare_needs_two_backends(clean_env):
     assert_user_error(run(["compare", "--backends", "numpy"], clean_env), "--backends")
