@@ -9,9 +9,17 @@ so CI can never pass by skipping them.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 
 import pytest
+
+# A shell starts a background job (`pytest &`, nohup, some CI runners) with SIGINT ignored, and
+# every process the tests start inherits that, so a test's Ctrl-C (a SIGINT sent to a child
+# `nnscratch sweep`) would be ignored and the child would finish instead. The tests press
+# Ctrl-C as a terminal does, on a process that takes it: the children start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

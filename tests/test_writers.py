@@ -31,8 +31,7 @@ locked = test_hardening_runs.locked  # the fixture: a folder others may not writ
 # signal comes from a timer after argv[2] seconds: SIGTERM (handled as nnscratch's commands do)
 # or SIGINT.
 REWRITER = r'''
-import faulthandler, os, signal, sys
-faulthandler.dump_traceback_later(100, exit=True)  # a hang (seen once) shows where it hangs
+import os, signal, sys
 from pathlib import Path
 import nnscratch
 from nnscratch.data.tables import read_table
