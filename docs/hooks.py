@@ -101,20 +101,19 @@ def _option_row(parser: argparse.ArgumentParser, action: argparse.Action) -> str
 # --- the settings -------------------------------------------------------------------------------
 
 def settings_table(_: str) -> str:
+    """Each setting with the option ``nnscratch train`` gives it, read from the parser (a
+    setting without one stops the build)."""
+    from nnscratch.cli import build_parser
     from nnscratch.settings import TrainSettings
+    train = dict(_subcommands(build_parser()))["train"]
+    options = {action.dest: action.option_strings[0] for action in train._actions
+               if action.option_strings}
     rows = ["| setting | option | default | value | what it does |", "|---|---|---|---|---|"]
     for name, default, rule, meta in TrainSettings.describe():
-        shown = meta["shown"] or _default_text(default)
-        option = f"--{name.replace('_', '-')}"
-        rows.append(f"| `{name}` | `{option}` | `{shown}` | {_escape_cell(rule.expected)} "
+        shown = meta["shown"] or repr(default)
+        rows.append(f"| `{name}` | `{options[name]}` | `{shown}` | {_escape_cell(rule.expected)} "
                     f"| {_escape_cell(meta['help'])} |")
     return "\n".join(rows)
-
-
-def _default_text(default: Any) -> str:
-    if isinstance(default, tuple):
-        return repr(default) if len(default) != 1 else f"({default[0]!r},)"
-    return repr(default)
 
 
 # --- source code --------------------------------------------------------------------------------
@@ -162,7 +161,7 @@ def _source_lines(dotted: str) -> tuple[Path, int, list[str]]:
                                             ast.ClassDef))), None)
         if node is None:
             raise PluginError(f"source: {dotted}: no {name!r} in {path.name}")
-    if node is None or isinstance(node, ast.Module):
+    if isinstance(node, ast.Module):
         raise PluginError(f"source: {dotted} is a module; name a function, method or class")
     first = min([node.lineno] + [d.lineno for d in node.decorator_list])
     return path, first, text.splitlines()[first - 1:node.end_lineno]

@@ -273,7 +273,7 @@ def _from_path(path: str | os.PathLike, dataset: Dataset) -> DataSource:
     location = data_path(path)  # a str or PathLike, then, or a ConfigError
     if not os.fspath(path):
         raise DataError(f"the data path is empty; give a folder or file holding {dataset.title}")
-    match = require_data(location.expanduser(), _OWNERS["path"])
+    match = require_data(location, _OWNERS["path"])  # data_path has expanded ~
     return DataSource("path", match.location, "given explicitly")
 
 
